@@ -1,0 +1,757 @@
+//! The low-level cache API: the [`Cache`] handle.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::OnceCell;
+
+use crate::codec;
+use crate::key::{self, KeyFn};
+use crate::store::{Store, StoreError, Ttl};
+use crate::{Error, Timeout};
+
+/// The default timeout of a cache: 300 seconds, as Django's.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A handle on a cache: key prefix, version and default timeout over a [`Store`].
+///
+/// This is Django's low-level cache API in Rust. Values are any `serde` type; integers are stored
+/// as decimal text so that [`incr`](Cache::incr) works on them, everything else as MessagePack.
+/// `Cache` is cheap to clone (an `Arc` inside) and every clone shares the store.
+///
+/// Each key goes through the key function (Django's `prefix:version:key` by default) before it
+/// reaches the store. A resulting key longer than 250 bytes, or one holding a space or a control
+/// character, is stored under its SHA-256 digest instead, so every key works on every store and
+/// is never truncated.
+///
+/// See the [low-level API chapter](crate::docs::low_level) for the full guide.
+///
+/// # Example
+///
+/// ```
+/// use axum_cache::{Cache, Timeout, store::MemoryStore};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), axum_cache::Error> {
+/// let cache = Cache::new(MemoryStore::new());
+///
+/// cache.set("greeting", "hello", Timeout::Default).await?;
+/// assert_eq!(cache.get::<String>("greeting").await?.as_deref(), Some("hello"));
+///
+/// let total: u64 = cache
+///     .get_or_set("total", Timeout::secs(60), || async { 6 * 7 })
+///     .await?;
+/// assert_eq!(total, 42);
+/// assert_eq!(cache.incr("total", 1).await?, 43);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    shared: Arc<Shared>,
+    version: i64,
+}
+
+struct Shared {
+    store: Arc<dyn Store>,
+    key_prefix: String,
+    default_timeout: Ttl,
+    key_fn: Option<KeyFn>,
+    ignore_errors: bool,
+    store_errors: AtomicU64,
+    flights: Flights,
+}
+
+/// Configures a [`Cache`]; made by [`Cache::builder`].
+#[must_use]
+pub struct CacheBuilder {
+    store: Arc<dyn Store>,
+    key_prefix: String,
+    version: i64,
+    default_timeout: Ttl,
+    key_fn: Option<KeyFn>,
+    ignore_errors: bool,
+}
+
+impl Cache {
+    /// A cache over `store` with Django's defaults: no key prefix, version 1, a default timeout
+    /// of 300 seconds, and store errors reported as errors.
+    pub fn new(store: impl Store) -> Cache {
+        Cache::builder(store).build()
+    }
+
+    /// Starts configuring a cache over `store`.
+    pub fn builder(store: impl Store) -> CacheBuilder {
+        CacheBuilder::from_arc(Arc::new(store))
+    }
+
+    /// The same cache, reading and writing another version of every key (Django's `version=`
+    /// argument). Cheap: it shares the store and the settings.
+    ///
+    /// ```
+    /// # use axum_cache::{Cache, Timeout, store::MemoryStore};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), axum_cache::Error> {
+    /// let cache = Cache::new(MemoryStore::new());
+    /// cache.with_version(2).set("answer", &42, Timeout::Default).await?;
+    /// assert_eq!(cache.get::<i32>("answer").await?, None);
+    /// assert_eq!(cache.with_version(2).get::<i32>("answer").await?, Some(42));
+    /// # Ok(()) }
+    /// ```
+    pub fn with_version(&self, version: i64) -> Cache {
+        Cache {
+            shared: Arc::clone(&self.shared),
+            version,
+        }
+    }
+
+    /// The version this handle reads and writes.
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
+    /// The key prefix.
+    pub fn key_prefix(&self) -> &str {
+        &self.shared.key_prefix
+    }
+
+    /// The timeout that [`Timeout::Default`] stands for; `None` means no expiry.
+    pub fn default_timeout(&self) -> Option<Duration> {
+        self.shared.default_timeout
+    }
+
+    /// The store under this cache.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.shared.store
+    }
+
+    /// How many store operations have failed through this cache (and its clones) so far,
+    /// whether the error was returned or, with
+    /// [`ignore_errors`](CacheBuilder::ignore_errors), turned into a miss.
+    pub fn store_errors(&self) -> u64 {
+        self.shared.store_errors.load(Ordering::Relaxed)
+    }
+
+    /// The key the store sees for `key`: the key function applied with this cache's prefix and
+    /// version, then replaced by its digest if a store could not hold it verbatim.
+    ///
+    /// ```
+    /// # use axum_cache::{Cache, store::MemoryStore};
+    /// let cache = Cache::builder(MemoryStore::new()).key_prefix("site").build();
+    /// assert_eq!(cache.make_key("answer"), "site:1:answer");
+    /// assert_eq!(cache.with_version(3).make_key("answer"), "site:3:answer");
+    /// assert!(cache.make_key("has spaces").starts_with('#'));
+    /// ```
+    pub fn make_key(&self, key: &str) -> String {
+        self.make_versioned_key(key, self.version)
+    }
+
+    fn make_versioned_key(&self, key: &str, version: i64) -> String {
+        let prefix = &self.shared.key_prefix;
+        let full = match &self.shared.key_fn {
+            Some(key_fn) => key_fn(key, prefix, version),
+            None => key::default_key(key, prefix, version),
+        };
+        key::store_safe(full)
+    }
+
+    fn ttl(&self, timeout: Timeout) -> Ttl {
+        timeout.resolve(self.shared.default_timeout)
+    }
+
+    /// Records a store failure; returns `fallback` when errors are ignored, the error otherwise.
+    fn tolerate<T>(
+        &self,
+        operation: &'static str,
+        key: &str,
+        error: StoreError,
+        fallback: T,
+    ) -> Result<T, Error> {
+        self.note_store_error(operation, key, &error);
+        if self.shared.ignore_errors {
+            Ok(fallback)
+        } else {
+            Err(Error::Store(error))
+        }
+    }
+
+    fn note_store_error(&self, operation: &'static str, key: &str, error: &StoreError) {
+        self.shared.store_errors.fetch_add(1, Ordering::Relaxed);
+        crate::log::store_failure(operation, key, error);
+    }
+
+    /// Decodes a stored value; a value that does not decode is deleted and read as a miss.
+    async fn decode_or_evict<T: DeserializeOwned>(
+        &self,
+        store_key: &str,
+        bytes: &[u8],
+    ) -> Option<T> {
+        match codec::decode(bytes) {
+            Ok(value) => Some(value),
+            Err(reason) => {
+                crate::log::undecodable(store_key, &reason);
+                if let Err(error) = self.shared.store.delete(store_key).await {
+                    self.note_store_error("delete", store_key, &error);
+                }
+                None
+            }
+        }
+    }
+
+    async fn read<T: DeserializeOwned>(&self, store_key: &str) -> Result<Option<T>, Error> {
+        match self.shared.store.get(store_key).await {
+            Ok(Some(bytes)) => Ok(self.decode_or_evict(store_key, &bytes).await),
+            Ok(None) => Ok(None),
+            Err(error) => self.tolerate("get", store_key, error, None),
+        }
+    }
+
+    /// The value under `key`, or `None` when it is missing, expired, or does not decode as `T`
+    /// (such a value is deleted).
+    ///
+    /// Django's `get(key, default)` is `get(key).await?.unwrap_or(default)`. A stored `None` is
+    /// read back with `T = Option<_>`: `Some(None)`.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        self.read(&self.make_key(key)).await
+    }
+
+    /// Stores `value` under `key`, replacing any value there.
+    ///
+    /// A value the store refuses (over its size limit) is an error and leaves no older value
+    /// behind.
+    pub async fn set<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        timeout: Timeout,
+    ) -> Result<(), Error> {
+        let bytes = encode(key, value)?;
+        self.set_raw(key, bytes, timeout).await
+    }
+
+    /// Stores `value` only if `key` is missing or expired. Returns whether it was stored; an
+    /// existing value keeps its value and its expiry. With [`Timeout::EXPIRE_NOW`] it returns
+    /// whether the key was free but stores nothing.
+    pub async fn add<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        timeout: Timeout,
+    ) -> Result<bool, Error> {
+        let bytes = encode(key, value)?;
+        self.add_raw(key, bytes, timeout).await
+    }
+
+    /// The value under `key`; when there is none, runs `init`, stores its result and returns it.
+    ///
+    /// **Single flight:** when many tasks of this process miss the same key at once, `init` runs
+    /// in one of them and the others wait for its result. If that task fails, is cancelled or
+    /// panics, a waiting task takes over and runs its own `init`.
+    ///
+    /// A result that cannot be stored (the store is down) is still returned, and the failure is
+    /// logged and counted in [`store_errors`](Cache::store_errors). A failed read is an error
+    /// unless [`ignore_errors`](CacheBuilder::ignore_errors) is set, in which case it is a miss.
+    ///
+    /// ```
+    /// # use axum_cache::{Cache, Timeout, store::MemoryStore};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), axum_cache::Error> {
+    /// let cache = Cache::new(MemoryStore::new());
+    /// let first: String = cache.get_or_set("motd", Timeout::Default, || async { "hi".to_owned() }).await?;
+    /// let second: String = cache.get_or_set("motd", Timeout::Default, || async { "bye".to_owned() }).await?;
+    /// assert_eq!((first.as_str(), second.as_str()), ("hi", "hi"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_or_set<T, F, Fut>(
+        &self,
+        key: &str,
+        timeout: Timeout,
+        init: F,
+    ) -> Result<T, Error>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        self.get_or_try_set(key, timeout, || async { Ok::<T, Error>(init().await) })
+            .await
+    }
+
+    /// [`get_or_set`](Cache::get_or_set) with a fallible `init`: its error is returned and
+    /// nothing is stored. The error type only has to absorb this crate's [`Error`].
+    ///
+    /// ```
+    /// # use axum_cache::{Cache, Timeout, store::MemoryStore};
+    /// #[derive(Debug)]
+    /// enum AppError { Cache(axum_cache::Error), Db(String) }
+    /// impl From<axum_cache::Error> for AppError {
+    ///     fn from(error: axum_cache::Error) -> Self { AppError::Cache(error) }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let cache = Cache::new(MemoryStore::new());
+    /// let result: Result<u32, AppError> = cache
+    ///     .get_or_try_set("user:7:posts", Timeout::Default, || async { Err(AppError::Db("down".into())) })
+    ///     .await;
+    /// assert!(matches!(result, Err(AppError::Db(_))));
+    /// assert!(!cache.has_key("user:7:posts").await.unwrap());
+    /// # }
+    /// ```
+    pub async fn get_or_try_set<T, E, F, Fut>(
+        &self,
+        key: &str,
+        timeout: Timeout,
+        init: F,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<Error>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let store_key = self.make_key(key);
+        if let Some(value) = self.read::<T>(&store_key).await? {
+            return Ok(value);
+        }
+        let flight = self.shared.flights.join(&store_key);
+        let mut computed = None;
+        let bytes = flight
+            .cell()
+            .get_or_try_init(|| async {
+                // Another task may have stored the value since the first read.
+                if let Some(bytes) = self.read_bytes_for_flight::<T>(&store_key).await? {
+                    return Ok(bytes);
+                }
+                let value = init().await?;
+                let bytes = encode(key, &value)?;
+                let ttl = self.ttl(timeout);
+                if let Err(error) = self.shared.store.set(&store_key, bytes.clone(), ttl).await {
+                    self.note_store_error("set", &store_key, &error);
+                }
+                computed = Some(value);
+                Ok::<Bytes, E>(bytes)
+            })
+            .await?
+            .clone();
+        drop(flight);
+        if let Some(value) = computed {
+            return Ok(value);
+        }
+        codec::decode(&bytes).map_err(|reason| {
+            E::from(Error::Encode {
+                key: key.to_owned(),
+                reason,
+            })
+        })
+    }
+
+    /// The stored bytes under `store_key` if they decode as `T`, for a flight's double check.
+    async fn read_bytes_for_flight<T: DeserializeOwned>(
+        &self,
+        store_key: &str,
+    ) -> Result<Option<Bytes>, Error> {
+        let bytes = match self.shared.store.get(store_key).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(None),
+            Err(error) => return self.tolerate("get", store_key, error, None),
+        };
+        Ok(self
+            .decode_or_evict::<T>(store_key, &bytes)
+            .await
+            .map(|_| bytes))
+    }
+
+    /// The values under `keys` that are present and decode as `T`, by the caller's keys.
+    /// Missing keys are left out; values that do not decode are deleted and left out.
+    pub async fn get_many<T, I, K>(&self, keys: I) -> Result<HashMap<String, T>, Error>
+    where
+        T: DeserializeOwned,
+        I: IntoIterator<Item = K>,
+        K: AsRef<str>,
+    {
+        let keys: Vec<String> = keys
+            .into_iter()
+            .map(|key| key.as_ref().to_owned())
+            .collect();
+        let store_keys: Vec<String> = keys.iter().map(|key| self.make_key(key)).collect();
+        let values = match self.shared.store.get_many(&store_keys).await {
+            Ok(values) => values,
+            Err(error) => {
+                let first = store_keys.first().map_or("", String::as_str);
+                return self.tolerate("get_many", first, error, HashMap::new());
+            }
+        };
+        let mut found = HashMap::new();
+        for ((key, store_key), value) in keys.into_iter().zip(&store_keys).zip(values) {
+            if let Some(bytes) = value
+                && let Some(value) = self.decode_or_evict(store_key, &bytes).await
+            {
+                found.insert(key, value);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Stores every pair with one timeout. Returns the (caller's) keys the store refused, so an
+    /// empty list means everything was stored. Nothing is written if a value fails to encode.
+    pub async fn set_many<I, K, V>(&self, items: I, timeout: Timeout) -> Result<Vec<String>, Error>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: Serialize,
+    {
+        let mut keys = HashMap::new();
+        let mut entries = Vec::new();
+        for (key, value) in items {
+            let key = key.as_ref();
+            let store_key = self.make_key(key);
+            entries.push((store_key.clone(), encode(key, &value)?));
+            keys.insert(store_key, key.to_owned());
+        }
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let all_keys = || keys.values().cloned().collect();
+        match self.shared.store.set_many(entries, self.ttl(timeout)).await {
+            Ok(failed) => Ok(failed
+                .into_iter()
+                .map(|store_key| keys.get(&store_key).cloned().unwrap_or(store_key))
+                .collect()),
+            Err(error) => {
+                let fallback = all_keys();
+                self.tolerate("set_many", "", error, fallback)
+            }
+        }
+    }
+
+    /// Removes `key`. Returns whether a live value was removed.
+    pub async fn delete(&self, key: &str) -> Result<bool, Error> {
+        let store_key = self.make_key(key);
+        match self.shared.store.delete(&store_key).await {
+            Ok(deleted) => Ok(deleted),
+            Err(error) => self.tolerate("delete", &store_key, error, false),
+        }
+    }
+
+    /// Removes every key in `keys`. Returns how many live values were removed.
+    pub async fn delete_many<I, K>(&self, keys: I) -> Result<u64, Error>
+    where
+        I: IntoIterator<Item = K>,
+        K: AsRef<str>,
+    {
+        let store_keys: Vec<String> = keys
+            .into_iter()
+            .map(|key| self.make_key(key.as_ref()))
+            .collect();
+        if store_keys.is_empty() {
+            return Ok(0);
+        }
+        match self.shared.store.delete_many(&store_keys).await {
+            Ok(deleted) => Ok(deleted),
+            Err(error) => self.tolerate("delete_many", "", error, 0),
+        }
+    }
+
+    /// Adds `delta` (which may be negative) to the integer under `key` and returns the result.
+    /// The expiry is kept. A missing key is [`Error::NotFound`] and is not created; a value that
+    /// is not an integer is [`Error::NotAnInteger`]. Store failures are always returned, even
+    /// with `ignore_errors`, as there is no value to fall back on.
+    pub async fn incr(&self, key: &str, delta: i64) -> Result<i64, Error> {
+        let store_key = self.make_key(key);
+        self.shared
+            .store
+            .incr(&store_key, delta)
+            .await
+            .map_err(|error| self.counted(key, &store_key, error))
+    }
+
+    /// Subtracts `delta` from the integer under `key`: [`incr`](Cache::incr) with `-delta`.
+    pub async fn decr(&self, key: &str, delta: i64) -> Result<i64, Error> {
+        let negated = delta.checked_neg().ok_or_else(|| Error::Overflow {
+            key: key.to_owned(),
+        })?;
+        self.incr(key, negated).await
+    }
+
+    /// Turns a store error into an [`Error`] for `key`, counting real store failures.
+    fn counted(&self, key: &str, store_key: &str, error: StoreError) -> Error {
+        if !matches!(
+            error,
+            StoreError::NotFound | StoreError::NotAnInteger | StoreError::Overflow
+        ) {
+            self.note_store_error("incr", store_key, &error);
+        }
+        Error::from_store(key, error)
+    }
+
+    /// Whether `key` holds a live value (a stored `None` counts).
+    pub async fn has_key(&self, key: &str) -> Result<bool, Error> {
+        let store_key = self.make_key(key);
+        match self.shared.store.has_key(&store_key).await {
+            Ok(present) => Ok(present),
+            Err(error) => self.tolerate("has_key", &store_key, error, false),
+        }
+    }
+
+    /// Gives `key` a new expiry. Returns whether the key was there.
+    pub async fn touch(&self, key: &str, timeout: Timeout) -> Result<bool, Error> {
+        let store_key = self.make_key(key);
+        match self.shared.store.touch(&store_key, self.ttl(timeout)).await {
+            Ok(touched) => Ok(touched),
+            Err(error) => self.tolerate("touch", &store_key, error, false),
+        }
+    }
+
+    /// Removes everything in the store's namespace: every key of every `Cache` that shares this
+    /// store, whatever its prefix or version. Give caches that must be cleared separately their
+    /// own stores.
+    pub async fn clear(&self) -> Result<(), Error> {
+        match self.shared.store.clear().await {
+            Ok(()) => Ok(()),
+            Err(error) => self.tolerate("clear", "", error, ()),
+        }
+    }
+
+    /// Moves the value under `key` from this handle's version to version + `delta` and returns
+    /// the new version. The moved value gets the default timeout (a store does not report the
+    /// remaining one), as in Django. A missing key is [`Error::NotFound`].
+    pub async fn incr_version(&self, key: &str, delta: i64) -> Result<i64, Error> {
+        let new_version = self
+            .version
+            .checked_add(delta)
+            .ok_or_else(|| Error::Overflow {
+                key: key.to_owned(),
+            })?;
+        let old_key = self.make_key(key);
+        let store = &self.shared.store;
+        let value = store
+            .get(&old_key)
+            .await
+            .map_err(|error| self.counted(key, &old_key, error))?
+            .ok_or_else(|| Error::NotFound {
+                key: key.to_owned(),
+            })?;
+        let new_key = self.make_versioned_key(key, new_version);
+        let ttl = self.shared.default_timeout;
+        store
+            .set(&new_key, value, ttl)
+            .await
+            .map_err(|error| self.counted(key, &new_key, error))?;
+        store
+            .delete(&old_key)
+            .await
+            .map_err(|error| self.counted(key, &old_key, error))?;
+        Ok(new_version)
+    }
+
+    /// [`incr_version`](Cache::incr_version) with `-delta`.
+    pub async fn decr_version(&self, key: &str, delta: i64) -> Result<i64, Error> {
+        let negated = delta.checked_neg().ok_or_else(|| Error::Overflow {
+            key: key.to_owned(),
+        })?;
+        self.incr_version(key, negated).await
+    }
+
+    /// The raw bytes under `key`, without decoding.
+    pub async fn get_raw(&self, key: &str) -> Result<Option<Bytes>, Error> {
+        let store_key = self.make_key(key);
+        match self.shared.store.get(&store_key).await {
+            Ok(value) => Ok(value),
+            Err(error) => self.tolerate("get", &store_key, error, None),
+        }
+    }
+
+    /// Stores raw bytes under `key`, without encoding. [`get`](Cache::get) reads them only if
+    /// they happen to be in this crate's encoding; use [`get_raw`](Cache::get_raw).
+    pub async fn set_raw(&self, key: &str, value: Bytes, timeout: Timeout) -> Result<(), Error> {
+        let store_key = self.make_key(key);
+        match self
+            .shared
+            .store
+            .set(&store_key, value, self.ttl(timeout))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(error) => self.tolerate("set", &store_key, error, ()),
+        }
+    }
+
+    /// [`add`](Cache::add) with raw bytes.
+    pub async fn add_raw(&self, key: &str, value: Bytes, timeout: Timeout) -> Result<bool, Error> {
+        let store_key = self.make_key(key);
+        match self
+            .shared
+            .store
+            .add(&store_key, value, self.ttl(timeout))
+            .await
+        {
+            Ok(added) => Ok(added),
+            Err(error) => self.tolerate("add", &store_key, error, false),
+        }
+    }
+}
+
+fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Bytes, Error> {
+    codec::encode(value).map_err(|reason| Error::Encode {
+        key: key.to_owned(),
+        reason,
+    })
+}
+
+impl fmt::Debug for Cache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("store", &self.shared.store)
+            .field("key_prefix", &self.shared.key_prefix)
+            .field("version", &self.version)
+            .field("default_timeout", &self.shared.default_timeout)
+            .field("custom_key_function", &self.shared.key_fn.is_some())
+            .field("ignore_errors", &self.shared.ignore_errors)
+            .finish()
+    }
+}
+
+impl CacheBuilder {
+    /// Starts configuring a cache over a store that is already shared.
+    pub fn from_arc(store: Arc<dyn Store>) -> CacheBuilder {
+        CacheBuilder {
+            store,
+            key_prefix: String::new(),
+            version: 1,
+            default_timeout: Some(DEFAULT_TIMEOUT),
+            key_fn: None,
+            ignore_errors: false,
+        }
+    }
+
+    /// Prefix of every key (Django's `KEY_PREFIX`; default empty). Caches with different
+    /// prefixes never see each other's entries, even on one store.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// Version of every key (Django's `VERSION`; default 1). See [`Cache::with_version`].
+    pub fn version(mut self, version: i64) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// What [`Timeout::Default`] means for this cache (default 300 s). `Timeout::Default` here
+    /// keeps 300 s; [`Timeout::Never`] makes entries persistent by default.
+    pub fn default_timeout(mut self, timeout: Timeout) -> Self {
+        self.default_timeout = timeout.resolve(Some(DEFAULT_TIMEOUT));
+        self
+    }
+
+    /// Replaces the key function (Django's `KEY_FUNCTION`): `(key, prefix, version)` to the full
+    /// key. The result is still made store-safe (see [`Cache::make_key`]).
+    ///
+    /// ```
+    /// # use axum_cache::{Cache, store::MemoryStore};
+    /// let cache = Cache::builder(MemoryStore::new())
+    ///     .key_prefix("app")
+    ///     .key_function(|key, prefix, version| format!("{prefix}/v{version}/{key}"))
+    ///     .build();
+    /// assert_eq!(cache.make_key("k"), "app/v1/k");
+    /// ```
+    pub fn key_function<F>(mut self, key_fn: F) -> Self
+    where
+        F: Fn(&str, &str, i64) -> String + Send + Sync + 'static,
+    {
+        self.key_fn = Some(Arc::new(key_fn));
+        self
+    }
+
+    /// Whether a failing store is treated as a cache that holds nothing (default `false`).
+    ///
+    /// When set, a store error makes reads miss (`get` → `None`, `has_key` → `false`) and writes
+    /// report that nothing happened (`set` → `Ok`, `add`/`delete`/`touch` → `false`, `set_many`
+    /// → every key failed). `incr`, `decr` and `incr_version` still return the error. Every
+    /// failure is counted in [`Cache::store_errors`] and logged with the `tracing` feature.
+    pub fn ignore_errors(mut self, ignore: bool) -> Self {
+        self.ignore_errors = ignore;
+        self
+    }
+
+    /// Builds the cache.
+    pub fn build(self) -> Cache {
+        Cache {
+            shared: Arc::new(Shared {
+                store: self.store,
+                key_prefix: self.key_prefix,
+                default_timeout: self.default_timeout,
+                key_fn: self.key_fn,
+                ignore_errors: self.ignore_errors,
+                store_errors: AtomicU64::new(0),
+                flights: Flights::default(),
+            }),
+            version: self.version,
+        }
+    }
+}
+
+impl fmt::Debug for CacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("store", &self.store)
+            .field("key_prefix", &self.key_prefix)
+            .field("version", &self.version)
+            .field("default_timeout", &self.default_timeout)
+            .field("custom_key_function", &self.key_fn.is_some())
+            .field("ignore_errors", &self.ignore_errors)
+            .finish()
+    }
+}
+
+/// The computations in progress, by store key, so that concurrent misses share one.
+#[derive(Default)]
+struct Flights {
+    cells: Mutex<HashMap<String, Arc<OnceCell<Bytes>>>>,
+}
+
+/// A task's membership in a flight; the last member to leave removes the flight.
+struct Flight<'a> {
+    flights: &'a Flights,
+    key: &'a str,
+    cell: Arc<OnceCell<Bytes>>,
+}
+
+impl Flights {
+    fn join<'a>(&'a self, key: &'a str) -> Flight<'a> {
+        let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
+        let cell = Arc::clone(cells.entry(key.to_owned()).or_default());
+        Flight {
+            flights: self,
+            key,
+            cell,
+        }
+    }
+}
+
+impl Flight<'_> {
+    fn cell(&self) -> &OnceCell<Bytes> {
+        &self.cell
+    }
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        let mut cells = self
+            .flights
+            .cells
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Members join and leave only under this lock, so the count is exact: the map's
+        // reference plus ours means we are the last.
+        let last = cells
+            .get(self.key)
+            .is_some_and(|cell| Arc::ptr_eq(cell, &self.cell) && Arc::strong_count(cell) == 2);
+        if last {
+            cells.remove(self.key);
+        }
+    }
+}

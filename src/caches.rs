@@ -1,0 +1,401 @@
+//! Several named caches side by side, configurable from URLs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::store::{DummyStore, MemoryStore, Store};
+use crate::{Cache, CacheBuilder, Error, Timeout};
+
+/// The name of the cache every application has.
+pub const DEFAULT_CACHE: &str = "default";
+
+/// Named caches ("default", "sessions", "long", …), Django's `caches[...]`.
+///
+/// A `Caches` always has a cache named [`"default"`](DEFAULT_CACHE). It is cheap to clone; put
+/// it in your application state and pick a cache by name where it is needed.
+///
+/// # Example
+///
+/// ```
+/// use axum_cache::{Cache, Caches, Timeout, store::MemoryStore};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), axum_cache::Error> {
+/// let caches = Caches::builder()
+///     .cache("default", Cache::new(MemoryStore::new()))
+///     .cache(
+///         "long",
+///         Cache::builder(MemoryStore::new()).default_timeout(Timeout::Never).build(),
+///     )
+///     .build()?;
+///
+/// caches.get("long")?.set("config", "v2", Timeout::Default).await?;
+/// assert!(caches.default().get::<String>("config").await?.is_none());
+/// assert!(caches.get("nonexistent").is_err());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Caches {
+    default: Cache,
+    caches: Arc<BTreeMap<String, Cache>>,
+}
+
+/// Configures [`Caches`]; made by [`Caches::builder`].
+#[derive(Debug, Default)]
+#[must_use]
+pub struct CachesBuilder {
+    caches: BTreeMap<String, Cache>,
+}
+
+impl Caches {
+    /// Starts naming caches.
+    pub fn builder() -> CachesBuilder {
+        CachesBuilder::default()
+    }
+
+    /// The cache called `name`, or [`Error::UnknownCache`].
+    pub fn get(&self, name: &str) -> Result<&Cache, Error> {
+        self.caches
+            .get(name)
+            .ok_or_else(|| Error::UnknownCache(name.to_owned()))
+    }
+
+    /// The cache called `"default"`.
+    pub fn default(&self) -> &Cache {
+        &self.default
+    }
+
+    /// The configured names, in sorted order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.caches.keys().map(String::as_str)
+    }
+
+    /// Builds every cache from a `(name, url)` list; see [`Cache::from_url`] for the URL forms.
+    ///
+    /// ```
+    /// # use axum_cache::Caches;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), axum_cache::Error> {
+    /// let caches = Caches::from_urls([
+    ///     ("default", "memory://?max_entries=10000"),
+    ///     ("sessions", "memory://?timeout=never&key_prefix=sess"),
+    /// ])
+    /// .await?;
+    /// assert_eq!(caches.names().collect::<Vec<_>>(), ["default", "sessions"]);
+    /// # Ok(()) }
+    /// ```
+    pub async fn from_urls<I, N, U>(urls: I) -> Result<Caches, Error>
+    where
+        I: IntoIterator<Item = (N, U)>,
+        N: Into<String>,
+        U: AsRef<str>,
+    {
+        let mut builder = Caches::builder();
+        for (name, url) in urls {
+            let name = name.into();
+            let cache = Cache::from_url(url.as_ref())
+                .await
+                .map_err(|error| Error::Config(format!("cache {name:?}: {error}")))?;
+            builder = builder.cache(name, cache);
+        }
+        builder.build()
+    }
+
+    /// Builds the caches named by environment variables: `{prefix}` holds the URL of the
+    /// default cache and `{prefix}_{NAME}` the URL of the cache `name` (lower-cased). With
+    /// `prefix = "CACHE_URL"`, `CACHE_URL=memory://` and `CACHE_URL_SESSIONS=memory://`
+    /// configure "default" and "sessions". Without `{prefix}` the default cache is an in-memory
+    /// one with default settings.
+    pub async fn from_env(prefix: &str) -> Result<Caches, Error> {
+        let variables = std::env::vars_os().filter_map(|(name, value)| {
+            Some((name.into_string().ok()?, value.into_string().ok()?))
+        });
+        Caches::from_urls(urls_from_variables(prefix, variables)).await
+    }
+}
+
+impl CachesBuilder {
+    /// Adds (or replaces) the cache called `name`.
+    pub fn cache(mut self, name: impl Into<String>, cache: Cache) -> Self {
+        self.caches.insert(name.into(), cache);
+        self
+    }
+
+    /// Builds the registry; fails if no cache is called `"default"`.
+    pub fn build(self) -> Result<Caches, Error> {
+        let default =
+            self.caches.get(DEFAULT_CACHE).cloned().ok_or_else(|| {
+                Error::Config(format!("a cache named {DEFAULT_CACHE:?} is required"))
+            })?;
+        Ok(Caches {
+            default,
+            caches: Arc::new(self.caches),
+        })
+    }
+}
+
+/// The `(name, url)` pairs that [`Caches::from_env`] reads from `variables`. Later pairs replace
+/// earlier ones of the same name, so `{prefix}` wins over the built-in default.
+fn urls_from_variables(
+    prefix: &str,
+    variables: impl Iterator<Item = (String, String)>,
+) -> Vec<(String, String)> {
+    let named = format!("{prefix}_");
+    let mut urls = vec![(DEFAULT_CACHE.to_owned(), "memory://".to_owned())];
+    for (variable, value) in variables {
+        if variable == prefix {
+            urls.push((DEFAULT_CACHE.to_owned(), value));
+        } else if let Some(name) = variable.strip_prefix(&named)
+            && !name.is_empty()
+        {
+            urls.push((name.to_ascii_lowercase(), value));
+        }
+    }
+    urls
+}
+
+impl Cache {
+    /// Builds a cache from a URL, so that configuration can come from the environment.
+    ///
+    /// | URL | Store |
+    /// |---|---|
+    /// | `memory://` | [`MemoryStore`]; `max_entries=N`, `max_bytes=N` (a number of bytes, or with `KiB`, `MiB`, `GiB`) |
+    /// | `dummy://` | [`DummyStore`] |
+    ///
+    /// Every scheme also takes the cache settings `timeout` (seconds, fractions allowed, or
+    /// `never`), `key_prefix`, `version` and `ignore_errors` (`true`/`false`). An unknown
+    /// scheme or parameter is an error, so a typo never silently falls back to a default.
+    ///
+    /// ```
+    /// # use axum_cache::Cache;
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), axum_cache::Error> {
+    /// let cache = Cache::from_url("memory://?max_bytes=32MiB&timeout=60&key_prefix=app&version=2").await?;
+    /// assert_eq!(cache.default_timeout(), Some(Duration::from_secs(60)));
+    /// assert_eq!(cache.make_key("k"), "app:2:k");
+    /// assert!(Cache::from_url("memory://?max_entires=10").await.is_err());
+    /// # Ok(()) }
+    /// ```
+    pub async fn from_url(url: &str) -> Result<Cache, Error> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| config(format!("{url:?} is not a URL of the form scheme://…")))?;
+        let (_location, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut params = Params::parse(query)?;
+        let store: Arc<dyn Store> = match scheme.to_ascii_lowercase().as_str() {
+            "memory" | "locmem" => {
+                let mut builder = MemoryStore::builder();
+                if let Some(value) = params.take("max_entries") {
+                    builder = builder.max_entries(parse_number("max_entries", &value)?);
+                }
+                if let Some(value) = params.take("max_bytes") {
+                    builder = builder.max_bytes(parse_size(&value)?);
+                }
+                Arc::new(builder.build())
+            }
+            "dummy" => Arc::new(DummyStore),
+            "redis" | "rediss" | "redis+sentinel" | "redis+cluster" => {
+                return Err(config(format!(
+                    "{scheme}:// needs the Redis store, which this version does not include yet"
+                )));
+            }
+            other => return Err(config(format!("unknown cache scheme {other:?}"))),
+        };
+        let mut builder = CacheBuilder::from_arc(store);
+        if let Some(value) = params.take("timeout") {
+            builder = builder.default_timeout(parse_timeout(&value)?);
+        }
+        if let Some(value) = params.take("key_prefix") {
+            builder = builder.key_prefix(value);
+        }
+        if let Some(value) = params.take("version") {
+            builder = builder.version(parse_number("version", &value)?);
+        }
+        if let Some(value) = params.take("ignore_errors") {
+            builder = builder.ignore_errors(parse_bool("ignore_errors", &value)?);
+        }
+        params.finish()?;
+        Ok(builder.build())
+    }
+}
+
+/// Query parameters of a cache URL, consumed one by one; leftovers are an error.
+struct Params(BTreeMap<String, String>);
+
+impl Params {
+    fn parse(query: &str) -> Result<Params, Error> {
+        let mut params = BTreeMap::new();
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            if params
+                .insert(name.to_string(), value.into_owned())
+                .is_some()
+            {
+                return Err(config(format!("parameter {name:?} is given twice")));
+            }
+        }
+        Ok(Params(params))
+    }
+
+    fn take(&mut self, name: &str) -> Option<String> {
+        self.0.remove(name)
+    }
+
+    fn finish(self) -> Result<(), Error> {
+        match self.0.keys().next() {
+            Some(name) => Err(config(format!("unknown parameter {name:?}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+fn config(message: String) -> Error {
+    Error::Config(message)
+}
+
+fn parse_number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, Error> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| config(format!("{name}={value:?} is not a valid number")))
+}
+
+fn parse_size(value: &str) -> Result<usize, Error> {
+    let value = value.trim();
+    let (digits, unit) = value
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((value, ""), |at| value.split_at(at));
+    let multiplier: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => {
+            return Err(config(format!(
+                "max_bytes={value:?}: use bytes, KiB, MiB or GiB"
+            )));
+        }
+    };
+    parse_number::<usize>("max_bytes", digits)?
+        .checked_mul(multiplier)
+        .ok_or_else(|| config(format!("max_bytes={value:?} is too large")))
+}
+
+fn parse_timeout(value: &str) -> Result<Timeout, Error> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "never" | "none" => Ok(Timeout::Never),
+        number => {
+            let secs: f64 = parse_number("timeout", number)?;
+            Ok(Timeout::secs_f64(secs))
+        }
+    }
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool, Error> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(config(format!("{name}={value:?} is not true or false"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn sizes_accept_binary_units_only() {
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("2 GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_size("3KiB").unwrap(), 3 << 10);
+        for bad in ["", "MiB", "64MB", "1.5MiB", "-1", "99999999999999999999GiB"] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn timeouts_parse_seconds_and_never() {
+        assert_eq!(parse_timeout("never").unwrap(), Timeout::Never);
+        assert_eq!(parse_timeout("None").unwrap(), Timeout::Never);
+        assert_eq!(
+            parse_timeout("1.5").unwrap(),
+            Timeout::After(Duration::from_millis(1500))
+        );
+        assert_eq!(parse_timeout("0").unwrap(), Timeout::EXPIRE_NOW);
+        assert!(parse_timeout("soon").is_err());
+    }
+
+    #[tokio::test]
+    async fn urls_configure_store_and_cache() {
+        let cache = Cache::from_url("memory://?timeout=never&version=7&ignore_errors=true")
+            .await
+            .unwrap();
+        assert_eq!(cache.default_timeout(), None);
+        assert_eq!(cache.version(), 7);
+        assert!(format!("{cache:?}").contains("ignore_errors: true"));
+
+        let dummy = Cache::from_url("DUMMY://").await.unwrap();
+        assert!(format!("{dummy:?}").contains("DummyStore"));
+    }
+
+    #[tokio::test]
+    async fn bad_urls_are_errors_that_say_why() {
+        for (url, needle) in [
+            ("memory", "scheme://"),
+            ("ftp://x", "unknown cache scheme"),
+            (
+                "memory://?max_entires=1",
+                "unknown parameter \"max_entires\"",
+            ),
+            ("memory://?max_entries=ten", "max_entries"),
+            ("memory://?version=1&version=2", "given twice"),
+            ("dummy://?ignore_errors=maybe", "ignore_errors"),
+            ("redis://127.0.0.1:6379", "Redis"),
+        ] {
+            let error = Cache::from_url(url).await.unwrap_err().to_string();
+            assert!(error.contains(needle), "{url}: {error}");
+        }
+    }
+
+    #[test]
+    fn environment_names_caches_after_the_prefix() {
+        let variables = [
+            ("CACHE_URL_SESSIONS", "dummy://"),
+            ("CACHE_URL", "memory://?max_entries=5"),
+            ("CACHE_URL_", "ignored://"),
+            ("OTHER", "ignored://"),
+        ]
+        .map(|(name, value)| (name.to_owned(), value.to_owned()));
+        let urls = urls_from_variables("CACHE_URL", variables.into_iter());
+        let pairs: Vec<(&str, &str)> = urls.iter().map(|(n, u)| (n.as_str(), u.as_str())).collect();
+        assert_eq!(
+            pairs,
+            [
+                ("default", "memory://"),
+                ("sessions", "dummy://"),
+                ("default", "memory://?max_entries=5"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn later_urls_replace_earlier_ones_of_the_same_name() {
+        let caches = Caches::from_urls([("default", "memory://"), ("default", "dummy://")])
+            .await
+            .unwrap();
+        assert!(format!("{:?}", caches.default()).contains("DummyStore"));
+    }
+
+    #[tokio::test]
+    async fn a_registry_needs_a_default_cache() {
+        let error = Caches::builder()
+            .cache("other", Cache::new(DummyStore))
+            .build()
+            .unwrap_err();
+        assert!(error.to_string().contains("\"default\""));
+        let error = Caches::from_urls([("default", "memory://?bogus=1")])
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("cache \"default\""));
+    }
+}

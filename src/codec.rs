@@ -1,0 +1,270 @@
+//! The encoding of typed values.
+//!
+//! - A value that serializes as a single integer that fits `i64` is stored as ASCII decimal, the
+//!   form every store's `incr` works on (Redis `INCRBY`, memcached `incr`). So `set("n", &41)`
+//!   followed by `incr("n", 1)` works on every store, and `get::<u32>("n")` reads 42 back.
+//! - Anything else is a tag byte, [`TAG_MSGPACK`], followed by MessagePack with named struct
+//!   fields: compact, self-describing (untagged enums and `serde_json::Value` work), and a
+//!   reordered or renamed field makes the old entry fail to decode instead of decoding wrongly.
+//!
+//! The first byte tells the two forms apart: a decimal integer starts with `-` or a digit, and
+//! the tag is neither. Any other first byte is a value this crate did not write.
+
+use std::fmt;
+
+use bytes::Bytes;
+use serde::de::{DeserializeOwned, IntoDeserializer, value::Error as ValueError};
+use serde::ser::{self, Impossible, Serialize};
+
+/// First byte of a MessagePack-encoded value (an ASCII control character, so never the start
+/// of an integer).
+const TAG_MSGPACK: u8 = 0x01;
+
+/// Encodes a typed value for a store.
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, String> {
+    if let Ok(integer) = value.serialize(IntegerProbe) {
+        return Ok(Bytes::from(integer.to_string()));
+    }
+    let mut buffer = vec![TAG_MSGPACK];
+    value
+        .serialize(&mut rmp_serde::Serializer::new(&mut buffer).with_struct_map())
+        .map_err(|error| error.to_string())?;
+    Ok(Bytes::from(buffer))
+}
+
+/// Decodes what [`encode`] wrote. Any other bytes, or bytes of another type, are an error.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    match bytes.split_first() {
+        Some((&TAG_MSGPACK, mut rest)) => {
+            let value = T::deserialize(&mut rmp_serde::Deserializer::new(&mut rest))
+                .map_err(|error| error.to_string())?;
+            if rest.is_empty() {
+                Ok(value)
+            } else {
+                Err(format!("{} trailing bytes after the value", rest.len()))
+            }
+        }
+        Some((b'-' | b'0'..=b'9', _)) => {
+            let integer = std::str::from_utf8(bytes)
+                .ok()
+                .and_then(|text| text.parse::<i64>().ok())
+                .ok_or_else(|| "not a decimal integer".to_owned())?;
+            T::deserialize(IntoDeserializer::<ValueError>::into_deserializer(integer))
+                .map_err(|error| error.to_string())
+        }
+        Some((first, _)) => Err(format!("unknown value encoding (first byte {first:#04x})")),
+        None => Err("empty value".to_owned()),
+    }
+}
+
+/// A serializer that succeeds only for a lone integer within `i64`, and returns it.
+struct IntegerProbe;
+
+#[derive(Debug)]
+struct NotAnInteger;
+
+impl fmt::Display for NotAnInteger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not an integer")
+    }
+}
+
+impl std::error::Error for NotAnInteger {}
+
+impl ser::Error for NotAnInteger {
+    fn custom<M: fmt::Display>(_msg: M) -> Self {
+        NotAnInteger
+    }
+}
+
+macro_rules! not_an_integer {
+    ($($method:ident($($arg:ty),*) -> $ok:ty;)*) => {
+        $(
+            fn $method(self $(, _: $arg)*) -> Result<$ok, NotAnInteger> {
+                Err(NotAnInteger)
+            }
+        )*
+    };
+}
+
+impl ser::Serializer for IntegerProbe {
+    type Ok = i64;
+    type Error = NotAnInteger;
+    type SerializeSeq = Impossible<i64, NotAnInteger>;
+    type SerializeTuple = Impossible<i64, NotAnInteger>;
+    type SerializeTupleStruct = Impossible<i64, NotAnInteger>;
+    type SerializeTupleVariant = Impossible<i64, NotAnInteger>;
+    type SerializeMap = Impossible<i64, NotAnInteger>;
+    type SerializeStruct = Impossible<i64, NotAnInteger>;
+    type SerializeStructVariant = Impossible<i64, NotAnInteger>;
+
+    fn serialize_i8(self, v: i8) -> Result<i64, NotAnInteger> {
+        Ok(v.into())
+    }
+    fn serialize_i16(self, v: i16) -> Result<i64, NotAnInteger> {
+        Ok(v.into())
+    }
+    fn serialize_i32(self, v: i32) -> Result<i64, NotAnInteger> {
+        Ok(v.into())
+    }
+    fn serialize_i64(self, v: i64) -> Result<i64, NotAnInteger> {
+        Ok(v)
+    }
+    fn serialize_i128(self, v: i128) -> Result<i64, NotAnInteger> {
+        i64::try_from(v).map_err(|_| NotAnInteger)
+    }
+    fn serialize_u8(self, v: u8) -> Result<i64, NotAnInteger> {
+        Ok(v.into())
+    }
+    fn serialize_u16(self, v: u16) -> Result<i64, NotAnInteger> {
+        Ok(v.into())
+    }
+    fn serialize_u32(self, v: u32) -> Result<i64, NotAnInteger> {
+        Ok(v.into())
+    }
+    fn serialize_u64(self, v: u64) -> Result<i64, NotAnInteger> {
+        i64::try_from(v).map_err(|_| NotAnInteger)
+    }
+    fn serialize_u128(self, v: u128) -> Result<i64, NotAnInteger> {
+        i64::try_from(v).map_err(|_| NotAnInteger)
+    }
+
+    not_an_integer! {
+        serialize_bool(bool) -> i64;
+        serialize_f32(f32) -> i64;
+        serialize_f64(f64) -> i64;
+        serialize_char(char) -> i64;
+        serialize_str(&str) -> i64;
+        serialize_bytes(&[u8]) -> i64;
+        serialize_none() -> i64;
+        serialize_unit() -> i64;
+        serialize_unit_struct(&'static str) -> i64;
+        serialize_unit_variant(&'static str, u32, &'static str) -> i64;
+        serialize_seq(Option<usize>) -> Self::SerializeSeq;
+        serialize_tuple(usize) -> Self::SerializeTuple;
+        serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct;
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Self::SerializeTupleVariant;
+        serialize_map(Option<usize>) -> Self::SerializeMap;
+        serialize_struct(&'static str, usize) -> Self::SerializeStruct;
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> Self::SerializeStructVariant;
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> Result<i64, NotAnInteger> {
+        Err(NotAnInteger)
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _value: &T,
+    ) -> Result<i64, NotAnInteger> {
+        // A newtype would not deserialize from a bare integer again.
+        Err(NotAnInteger)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _value: &T,
+    ) -> Result<i64, NotAnInteger> {
+        Err(NotAnInteger)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Article {
+        id: u64,
+        title: String,
+        tags: Vec<String>,
+        score: Option<f64>,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Loose {
+        Number(f64),
+        Text(String),
+    }
+
+    fn round_trip<T: Serialize + DeserializeOwned + PartialEq + fmt::Debug>(value: T) {
+        let bytes = encode(&value).unwrap();
+        assert_eq!(decode::<T>(&bytes).unwrap(), value);
+    }
+
+    #[test]
+    fn integers_are_ascii_decimal() {
+        assert_eq!(encode(&42u8).unwrap(), "42");
+        assert_eq!(encode(&-7i64).unwrap(), "-7");
+        assert_eq!(encode(&i64::MIN).unwrap(), i64::MIN.to_string());
+        assert_eq!(decode::<u32>(b"42").unwrap(), 42);
+        assert_eq!(decode::<i64>(b"-9").unwrap(), -9);
+    }
+
+    #[test]
+    fn integers_beyond_i64_use_messagepack() {
+        let bytes = encode(&u64::MAX).unwrap();
+        assert_eq!(bytes.first(), Some(&TAG_MSGPACK));
+        assert_eq!(decode::<u64>(&bytes).unwrap(), u64::MAX);
+        round_trip(i128::MIN);
+    }
+
+    #[test]
+    fn structured_values_round_trip() {
+        round_trip(Article {
+            id: 7,
+            title: "Iñtërnâtiônàlizætiøn".into(),
+            tags: vec!["a".into(), String::new()],
+            score: Some(0.5),
+        });
+        round_trip(Some(3i32));
+        round_trip(None::<i32>);
+        round_trip((1u8, "two".to_owned(), 3.0f32));
+        round_trip(BTreeMap::from([("k".to_owned(), vec![1u16, 2])]));
+        round_trip(String::new());
+        round_trip(vec![0u8; 1024]);
+        round_trip(true);
+        round_trip(Loose::Text("x".into()));
+        round_trip(Loose::Number(1.5));
+    }
+
+    #[test]
+    fn a_value_of_another_type_does_not_decode() {
+        let bytes = encode(&"text").unwrap();
+        assert!(decode::<u32>(&bytes).is_err());
+        assert!(decode::<u8>(b"300").is_err());
+        assert!(decode::<String>(b"42").is_err());
+        let article = encode(&Article {
+            id: 1,
+            title: "t".into(),
+            tags: vec![],
+            score: None,
+        })
+        .unwrap();
+        assert!(decode::<Vec<u8>>(&article).is_err());
+    }
+
+    #[test]
+    fn foreign_or_damaged_bytes_are_errors() {
+        assert!(decode::<u32>(b"").is_err());
+        assert!(decode::<String>(b"plain text").is_err());
+        assert!(decode::<i64>(b"12abc").is_err());
+        assert!(decode::<i64>(b"99999999999999999999999").is_err());
+        let mut bytes = encode(&"hello").unwrap().to_vec();
+        bytes.truncate(bytes.len() - 1);
+        assert!(decode::<String>(&bytes).is_err());
+        let mut bytes = encode(&"hello").unwrap().to_vec();
+        bytes.push(0);
+        assert!(decode::<String>(&bytes).is_err());
+        assert!(decode::<String>(&[TAG_MSGPACK, 0xc1]).is_err());
+    }
+}

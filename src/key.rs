@@ -1,0 +1,91 @@
+//! Low-level cache keys: Django's `prefix:version:key`, made safe for every store.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+/// The longest key handed to a store verbatim, in bytes (memcached's limit).
+pub const MAX_KEY_LEN: usize = 250;
+
+/// A user-supplied key function: `(key, prefix, version)` to the full key.
+pub(crate) type KeyFn = Arc<dyn Fn(&str, &str, i64) -> String + Send + Sync>;
+
+/// Django's default key function: `prefix:version:key`.
+pub(crate) fn default_key(key: &str, prefix: &str, version: i64) -> String {
+    let mut full = String::with_capacity(prefix.len() + key.len() + 8);
+    full.push_str(prefix);
+    full.push(':');
+    let _ = write!(full, "{version}");
+    full.push(':');
+    full.push_str(key);
+    full
+}
+
+/// Returns `key` unchanged when every store can hold it, and otherwise its digest.
+///
+/// A key is kept when it is at most [`MAX_KEY_LEN`] bytes, has no ASCII space or control
+/// character and does not start with `#`. Any other key becomes `#` followed by the hex SHA-256
+/// of the key: short, safe everywhere, and distinct for distinct keys. Since no verbatim key
+/// starts with `#`, a verbatim key can never equal the digest form of another key.
+pub(crate) fn store_safe(key: String) -> String {
+    let verbatim = key.len() <= MAX_KEY_LEN
+        && !key.starts_with('#')
+        && !key.bytes().any(|byte| byte <= b' ' || byte == 0x7f);
+    if verbatim {
+        return key;
+    }
+    let digest = Sha256::digest(key.as_bytes());
+    let mut hashed = String::with_capacity(1 + 2 * digest.len());
+    hashed.push('#');
+    for byte in digest {
+        let _ = write!(hashed, "{byte:02x}");
+    }
+    hashed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_key_is_prefix_version_key() {
+        assert_eq!(default_key("k", "", 1), ":1:k");
+        assert_eq!(default_key("k", "site", -3), "site:-3:k");
+    }
+
+    #[test]
+    fn ordinary_keys_are_kept() {
+        for key in [":1:k", "p:1:Iñtërnâtiônàlizætiøn", ":1:a/b?c=d"] {
+            assert_eq!(store_safe(key.to_owned()), key);
+        }
+        let longest = format!(":1:{}", "a".repeat(MAX_KEY_LEN - 3));
+        assert_eq!(store_safe(longest.clone()), longest);
+    }
+
+    #[test]
+    fn unsafe_keys_are_hashed_distinctly() {
+        let cases = [
+            ":1:key with spaces".to_owned(),
+            ":1:tab\there".to_owned(),
+            ":1:nul\0".to_owned(),
+            ":1:del\x7f".to_owned(),
+            format!(":1:{}", "a".repeat(MAX_KEY_LEN)),
+            format!(":1:{}清", "a".repeat(MAX_KEY_LEN - 5)),
+            "#already-looks-hashed".to_owned(),
+        ];
+        let hashed: Vec<String> = cases.iter().cloned().map(store_safe).collect();
+        for (original, safe) in cases.iter().zip(&hashed) {
+            assert_ne!(original, safe);
+            assert!(safe.starts_with('#'));
+            assert_eq!(safe.len(), 65);
+            assert!(safe.bytes().skip(1).all(|b| b.is_ascii_hexdigit()));
+        }
+        let mut unique = hashed.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), hashed.len());
+        // The digest form of a key is itself hashed again, never taken as that key.
+        assert_ne!(store_safe(hashed[0].clone()), hashed[0]);
+    }
+}

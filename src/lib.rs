@@ -1,0 +1,92 @@
+//! HTTP caching for [axum] and any [Tower] stack, modelled on Django's cache framework.
+//!
+//! `axum-cache` gives a Rust web application caching at every level, from fine to coarse:
+//!
+//! | You want to… | Use | Django counterpart |
+//! |---|---|---|
+//! | keep computed values (query results, counters, rendered snippets) | [`Cache`]: `get`, `set`, `get_or_set`, `incr`, … | `django.core.cache.cache` |
+//! | choose between several caches by name, from configuration | [`Caches`], [`Cache::from_url`] | `CACHES`, `caches[...]` |
+//! | keep entries in this process, bounded | [`store::MemoryStore`] | `LocMemCache` |
+//! | switch caching off without touching code | [`store::DummyStore`] | `DummyCache` |
+//! | plug in your own backend | the [`store::Store`] trait and its [conformance suite](store::conformance) | a custom backend |
+//!
+//! Response caching (`cache_page`, the per-site layers), client-side caching headers,
+//! conditional requests, a Redis store and stampede protection build on this foundation.
+//!
+//! # Quick start
+//!
+//! ```
+//! use axum_cache::{Cache, Timeout, store::MemoryStore};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Stats { visitors: u64 }
+//!
+//! # async fn count_visitors() -> u64 { 1234 }
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), axum_cache::Error> {
+//! let cache = Cache::new(MemoryStore::builder().max_bytes(256 << 20).build());
+//!
+//! // Computed once per five minutes, however many requests ask at once.
+//! let stats: Stats = cache
+//!     .get_or_set("stats:today", Timeout::secs(300), || async {
+//!         Stats { visitors: count_visitors().await }
+//!     })
+//!     .await?;
+//! assert_eq!(stats.visitors, 1234);
+//!
+//! // Atomic counters.
+//! cache.add("hits", &0, Timeout::Never).await?;
+//! assert_eq!(cache.incr("hits", 1).await?, 1);
+//! # Ok(()) }
+//! ```
+//!
+//! # Chapters
+//!
+//! - [The low-level API](docs::low_level): keys, versions, timeouts, typed values, errors.
+//! - [Stores](docs::stores): which store to use, sizing the memory store, writing your own.
+//! - [Configuration](docs::configuration): named caches and cache URLs.
+//!
+//! # Features
+//!
+//! | Feature | Enables |
+//! |---|---|
+//! | `tracing` | `tracing` events for store failures and values that no longer decode |
+//!
+//! The default build needs no server.
+//!
+//! [axum]: https://docs.rs/axum
+//! [Tower]: https://docs.rs/tower
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// The library must not panic on any input: no unwraps, no unchecked indexing. (Tests, benches and
+// examples may.)
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod cache;
+mod caches;
+mod codec;
+mod error;
+mod key;
+mod log;
+pub mod store;
+mod timeout;
+
+pub use cache::{Cache, CacheBuilder, DEFAULT_TIMEOUT};
+pub use caches::{Caches, CachesBuilder, DEFAULT_CACHE};
+pub use error::Error;
+pub use key::MAX_KEY_LEN;
+pub use timeout::Timeout;
+
+/// Long-form guides, one chapter per capability.
+pub mod docs {
+    #[doc = include_str!("docs/low_level.md")]
+    pub mod low_level {}
+    #[doc = include_str!("docs/stores.md")]
+    pub mod stores {}
+    #[doc = include_str!("docs/configuration.md")]
+    pub mod configuration {}
+}

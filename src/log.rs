@@ -1,0 +1,19 @@
+//! Diagnostics, emitted through `tracing` when the `tracing` feature is on.
+
+use crate::store::StoreError;
+
+/// A store operation failed; the caller carries on (a miss, or an error value).
+pub(crate) fn store_failure(operation: &'static str, key: &str, error: &StoreError) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(operation, key, %error, "cache store operation failed");
+    #[cfg(not(feature = "tracing"))]
+    let _ = (operation, key, error);
+}
+
+/// A stored value did not decode; it is deleted and read as a miss.
+pub(crate) fn undecodable(key: &str, reason: &str) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(key, reason, "cached value does not decode; deleting it");
+    #[cfg(not(feature = "tracing"))]
+    let _ = (key, reason);
+}

@@ -1,0 +1,147 @@
+//! Storage backends: the [`Store`] trait and the stores that ship with the crate.
+//!
+//! A store keeps opaque [`Bytes`] under string keys, each with an optional time to live. It knows
+//! nothing of key prefixes, versions or serialization: that is the job of the
+//! [`Cache`](crate::Cache) handle in front of it. See the [stores chapter](crate::docs::stores)
+//! for which store to pick and how to write your own.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+pub mod conformance;
+mod dummy;
+mod memory;
+
+pub use dummy::DummyStore;
+pub use memory::{MemoryStore, MemoryStoreBuilder};
+
+/// The future returned by every [`Store`] method: boxed so that the trait stays object-safe and a
+/// [`Cache`](crate::Cache) can hold any store as `Arc<dyn Store>`.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// How long a stored value lives.
+///
+/// `None` keeps the value until it is deleted or evicted. `Some(Duration::ZERO)` means the value
+/// expires at once: [`Store::set`] then removes any current value, [`Store::add`] reports whether
+/// the key was free but stores nothing, and [`Store::touch`] deletes the key. A duration too large
+/// for the store's clock is treated as `None`.
+pub type Ttl = Option<Duration>;
+
+/// A key-value backend with expiry: the storage under a [`Cache`](crate::Cache).
+///
+/// Keys are the final keys the `Cache` made (prefix and version included); they are at most 250
+/// bytes of UTF-8 without spaces or control characters, so every store can hold them verbatim.
+/// Values are opaque bytes.
+///
+/// Every method must be safe to call concurrently. [`add`](Store::add) and
+/// [`incr`](Store::incr) must be atomic with respect to every other operation on the same key,
+/// also across processes for a shared store. Remote stores should bound every call with a timeout
+/// and report it as [`StoreError::Timeout`].
+///
+/// Check an implementation with the [`conformance`] suite.
+///
+/// # Example
+///
+/// ```
+/// use axum_cache::store::{MemoryStore, Store};
+/// use bytes::Bytes;
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), axum_cache::store::StoreError> {
+/// let store = MemoryStore::new();
+/// store.set("greeting", Bytes::from_static(b"hello"), Some(Duration::from_secs(60))).await?;
+/// assert_eq!(store.get("greeting").await?, Some(Bytes::from_static(b"hello")));
+/// assert!(!store.add("greeting", Bytes::from_static(b"bye"), None).await?);
+/// # Ok(()) }
+/// ```
+pub trait Store: Send + Sync + fmt::Debug + 'static {
+    /// The value under `key`, or `None` when it is missing or expired.
+    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>>;
+
+    /// The values under `keys`, in the same order, `None` for each missing or expired key.
+    fn get_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Vec<Option<Bytes>>>;
+
+    /// Stores `value` under `key`, replacing any current value and its expiry.
+    fn set<'a>(&'a self, key: &'a str, value: Bytes, ttl: Ttl) -> StoreFuture<'a, ()>;
+
+    /// Stores each pair with the same `ttl` and returns the keys that could not be stored (for
+    /// example a value over the store's size limit). An error means the store could not be
+    /// reached at all.
+    fn set_many<'a>(
+        &'a self,
+        entries: Vec<(String, Bytes)>,
+        ttl: Ttl,
+    ) -> StoreFuture<'a, Vec<String>>;
+
+    /// Stores `value` only if `key` is missing or expired, atomically. Returns whether it was
+    /// free. A present key keeps its value and its expiry.
+    fn add<'a>(&'a self, key: &'a str, value: Bytes, ttl: Ttl) -> StoreFuture<'a, bool>;
+
+    /// Removes `key`. Returns whether a live value was removed.
+    fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool>;
+
+    /// Removes every key in `keys`. Returns how many live values were removed.
+    fn delete_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, u64>;
+
+    /// Adds `delta` to the integer under `key` atomically and returns the new value, keeping the
+    /// key's expiry.
+    ///
+    /// The value must be an integer in ASCII decimal (what [`Cache`](crate::Cache) stores for
+    /// integer values). A missing key is [`StoreError::NotFound`] and is not created; any other
+    /// value is [`StoreError::NotAnInteger`]; a result outside `i64` is
+    /// [`StoreError::Overflow`].
+    fn incr<'a>(&'a self, key: &'a str, delta: i64) -> StoreFuture<'a, i64>;
+
+    /// Gives a live `key` a new expiry. Returns whether the key was there.
+    fn touch<'a>(&'a self, key: &'a str, ttl: Ttl) -> StoreFuture<'a, bool>;
+
+    /// Whether `key` holds a live value.
+    fn has_key<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move { Ok(self.get(key).await?.is_some()) })
+    }
+
+    /// Removes every key in this store's namespace, and nothing outside it.
+    fn clear(&self) -> StoreFuture<'_, ()>;
+}
+
+/// Why a [`Store`] operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// [`Store::incr`] on a key that is missing or expired.
+    #[error("key not found")]
+    NotFound,
+    /// [`Store::incr`] on a value that is not an integer in ASCII decimal.
+    #[error("the stored value is not an integer")]
+    NotAnInteger,
+    /// [`Store::incr`] would leave the range of `i64`.
+    #[error("integer overflow")]
+    Overflow,
+    /// The value is larger than the store accepts. Any value previously stored under the key has
+    /// been removed, so a stale value cannot outlive a failed write.
+    #[error("value of {size} bytes exceeds the store's limit of {limit} bytes")]
+    ValueTooLarge {
+        /// Size of the rejected entry in bytes.
+        size: usize,
+        /// The most the store accepts.
+        limit: usize,
+    },
+    /// The store did not answer in time.
+    #[error("the store timed out")]
+    Timeout,
+    /// The store is unreachable, or is being skipped after repeated failures.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// Any other failure of the backend.
+    #[error("store backend error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Wraps an already computed result in a [`StoreFuture`], for stores that answer synchronously.
+pub(crate) fn ready<'a, T: Send + 'a>(result: Result<T, StoreError>) -> StoreFuture<'a, T> {
+    Box::pin(std::future::ready(result))
+}
