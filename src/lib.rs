@@ -45,6 +45,8 @@
 //! - [The low-level API](docs::low_level): keys, versions, timeouts, typed values, errors.
 //! - [Stores](docs::stores): which store to use, sizing the memory store, writing your own.
 //! - [Configuration](docs::configuration): named caches and cache URLs.
+//! - [Headers](docs::headers): `Cache-Control`, `Vary`, entity tags, HTTP dates and conditional
+//!   requests.
 //!
 //! # Features
 //!
@@ -69,7 +71,9 @@
 mod cache;
 mod caches;
 mod codec;
+pub mod conditional;
 mod error;
+pub mod headers;
 mod key;
 mod log;
 pub mod store;
@@ -89,4 +93,6 @@ pub mod docs {
     pub mod stores {}
     #[doc = include_str!("docs/configuration.md")]
     pub mod configuration {}
+    #[doc = include_str!("docs/headers.md")]
+    pub mod headers {}
 }

@@ -1,0 +1,24 @@
+//! Conditional requests: entity tags, HTTP dates and precondition evaluation.
+//!
+//! These are the pure parts of Django's `@condition` decorator and `ConditionalGetMiddleware`:
+//! parse the validators a client sends, compare them with the resource's current ones, and say
+//! whether to go on, answer `304 Not Modified` or `412 Precondition Failed` (RFC 9110 §13).
+//!
+//! | You want to… | Use | Django counterpart |
+//! |---|---|---|
+//! | make an `ETag` from a computed value | [`EntityTag::quote`], [`EntityTag::strong`], [`EntityTag::weak`] | `quote_etag` |
+//! | read `If-Match` / `If-None-Match` | [`parse_etag_list`] | `parse_etags` |
+//! | read or write an HTTP date | [`parse_http_date`], [`parse_http_date_at`], [`fmt_http_date`] | `parse_http_date_safe`, `http_date` |
+//! | decide between 200, 304 and 412 | [`evaluate_preconditions`] | `get_conditional_response` |
+//! | build the headers of a 304 | [`not_modified_headers`] | `_not_modified` |
+//!
+//! See the [headers chapter](crate::docs::headers) for a guided tour.
+
+mod date;
+mod etag;
+mod precondition;
+
+pub(crate) use date::latest_http_date;
+pub use date::{fmt_http_date, parse_http_date, parse_http_date_at};
+pub use etag::{EntityTag, EntityTagList, InvalidEntityTag, parse_etag_list};
+pub use precondition::{Precondition, evaluate_preconditions, not_modified_headers};
