@@ -151,12 +151,27 @@ impl Cache {
     }
 
     fn make_versioned_key(&self, key: &str, version: i64) -> String {
+        key::store_safe(self.full_key(key, version))
+    }
+
+    /// The key function's result, before it is made store-safe.
+    fn full_key(&self, key: &str, version: i64) -> String {
         let prefix = &self.shared.key_prefix;
-        let full = match &self.shared.key_fn {
+        match &self.shared.key_fn {
             Some(key_fn) => key_fn(key, prefix, version),
             None => key::default_key(key, prefix, version),
-        };
-        key::store_safe(full)
+        }
+    }
+
+    /// The store key for `key`; `verbatim` skips the digest, for in-process stores, which hold
+    /// keys of any length and content.
+    pub(crate) fn make_store_key(&self, key: &str, verbatim: bool) -> String {
+        let full = self.full_key(key, self.version);
+        if verbatim {
+            full
+        } else {
+            key::store_safe(full)
+        }
     }
 
     fn ttl(&self, timeout: Timeout) -> Ttl {
@@ -179,7 +194,7 @@ impl Cache {
         }
     }
 
-    fn note_store_error(&self, operation: &'static str, key: &str, error: &StoreError) {
+    pub(crate) fn note_store_error(&self, operation: &'static str, key: &str, error: &StoreError) {
         self.shared.store_errors.fetch_add(1, Ordering::Relaxed);
         crate::log::store_failure(operation, key, error);
     }

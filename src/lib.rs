@@ -76,6 +76,7 @@ mod error;
 pub mod headers;
 mod key;
 mod log;
+pub mod page;
 pub mod store;
 mod timeout;
 
@@ -83,6 +84,7 @@ pub use cache::{Cache, CacheBuilder, DEFAULT_TIMEOUT};
 pub use caches::{Caches, CachesBuilder, DEFAULT_CACHE};
 pub use error::Error;
 pub use key::MAX_KEY_LEN;
+pub use page::{CacheLayer, CacheStatus, FetchFromCacheLayer, UpdateCacheLayer, cache_page};
 pub use timeout::Timeout;
 
 /// Long-form guides, one chapter per capability.
@@ -95,4 +97,6 @@ pub mod docs {
     pub mod configuration {}
     #[doc = include_str!("docs/headers.md")]
     pub mod headers {}
+    #[doc = include_str!("docs/page.md")]
+    pub mod page {}
 }

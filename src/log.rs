@@ -17,3 +17,9 @@ pub(crate) fn undecodable(key: &str, reason: &str) {
     #[cfg(not(feature = "tracing"))]
     let _ = (key, reason);
 }
+
+/// A response could not be stored in a remote store because no tokio runtime was running.
+pub(crate) fn no_runtime() {
+    #[cfg(feature = "tracing")]
+    tracing::warn!("no tokio runtime to write the cached response; not stored");
+}

@@ -10,7 +10,7 @@ use foldhash::fast::RandomState;
 use indexmap::IndexMap;
 use tokio::time::Instant;
 
-use super::{Store, StoreError, StoreFuture, Ttl, ready};
+use super::{LocalStore, LocalValue, Store, StoreError, StoreFuture, Ttl, ready};
 
 /// Bytes charged for each entry on top of its key and value: the map slot, the expiry and the
 /// reference bit, rounded up. It keeps a flood of tiny entries within `max_bytes` too.
@@ -85,10 +85,25 @@ struct Shard {
 }
 
 struct Slot {
-    value: Bytes,
+    value: Value,
     expires_at: Option<Instant>,
     /// Set when the entry is used; the eviction hand clears it and spares the entry once.
     referenced: AtomicBool,
+}
+
+/// What a slot holds: bytes from the [`Store`] API, or an object from the [`LocalStore`] API.
+enum Value {
+    Bytes(Bytes),
+    Object { object: LocalValue, size: usize },
+}
+
+impl Value {
+    fn size(&self) -> usize {
+        match self {
+            Value::Bytes(bytes) => bytes.len(),
+            Value::Object { size, .. } => *size,
+        }
+    }
 }
 
 impl Slot {
@@ -96,10 +111,18 @@ impl Slot {
         self.expires_at.is_none_or(|at| at > now)
     }
 
-    fn charge(key: &str, value: &Bytes) -> usize {
+    fn charge(key: &str, value: &Value) -> usize {
         key.len()
-            .saturating_add(value.len())
+            .saturating_add(value.size())
             .saturating_add(ENTRY_OVERHEAD)
+    }
+
+    /// Marks the slot used. Only writes when the bit changes, so that hot keys read by many
+    /// threads do not bounce its cache line between cores.
+    fn mark_used(&self) {
+        if !self.referenced.load(Ordering::Relaxed) {
+            self.referenced.store(true, Ordering::Relaxed);
+        }
     }
 }
 
@@ -234,18 +257,31 @@ impl Inner {
             || self.bytes.load(Ordering::Relaxed) > self.max_bytes
     }
 
-    fn get(&self, key: &str) -> Option<Bytes> {
+    /// Reads a live slot's value with `read`, marking the slot used if `read` finds what it
+    /// wants.
+    fn read_live<T>(&self, key: &str, read: impl FnOnce(&Value) -> Option<T>) -> Option<T> {
         let shard = self.read(self.shard_index(key));
         let slot = shard.map.get(key)?;
         if slot.expires_at.is_some() && !slot.is_live(Instant::now()) {
             return None;
         }
-        // Only write the bit when it changes, so that hot keys read by many threads do not
-        // bounce its cache line between cores.
-        if !slot.referenced.load(Ordering::Relaxed) {
-            slot.referenced.store(true, Ordering::Relaxed);
-        }
-        Some(slot.value.clone())
+        let found = read(&slot.value)?;
+        slot.mark_used();
+        Some(found)
+    }
+
+    fn get(&self, key: &str) -> Option<Bytes> {
+        self.read_live(key, |value| match value {
+            Value::Bytes(bytes) => Some(bytes.clone()),
+            Value::Object { .. } => None,
+        })
+    }
+
+    fn get_object(&self, key: &str) -> Option<LocalValue> {
+        self.read_live(key, |value| match value {
+            Value::Object { object, .. } => Some(Arc::clone(object)),
+            Value::Bytes(_) => None,
+        })
     }
 
     fn has_key(&self, key: &str) -> bool {
@@ -256,7 +292,7 @@ impl Inner {
             .is_some_and(|slot| slot.is_live(Instant::now()))
     }
 
-    fn insert(&self, key: &str, value: Bytes, ttl: Ttl, mode: Mode) -> Result<bool, StoreError> {
+    fn insert(&self, key: &str, value: Value, ttl: Ttl, mode: Mode) -> Result<bool, StoreError> {
         let now = Instant::now();
         let index = self.shard_index(key);
         let mut shard = self.write(index);
@@ -334,13 +370,16 @@ impl Inner {
             self.remove_at(&mut shard, i);
             return Err(StoreError::NotFound);
         }
-        let current = std::str::from_utf8(&slot.value)
+        let Value::Bytes(current) = &slot.value else {
+            return Err(StoreError::NotAnInteger);
+        };
+        let current = std::str::from_utf8(current)
             .ok()
             .and_then(|text| text.parse::<i64>().ok())
             .ok_or(StoreError::NotAnInteger)?;
         let new = current.checked_add(delta).ok_or(StoreError::Overflow)?;
-        let value = Bytes::from(new.to_string());
-        let (old_len, new_len) = (slot.value.len(), value.len());
+        let value = Value::Bytes(Bytes::from(new.to_string()));
+        let (old_len, new_len) = (slot.value.size(), value.size());
         slot.value = value;
         *slot.referenced.get_mut() = true;
         self.bytes.fetch_add(new_len, Ordering::Relaxed);
@@ -448,7 +487,7 @@ impl Store for MemoryStore {
     fn set<'a>(&'a self, key: &'a str, value: Bytes, ttl: Ttl) -> StoreFuture<'a, ()> {
         ready(
             self.inner
-                .insert(key, value, ttl, Mode::Overwrite)
+                .insert(key, Value::Bytes(value), ttl, Mode::Overwrite)
                 .map(drop),
         )
     }
@@ -462,7 +501,7 @@ impl Store for MemoryStore {
             .into_iter()
             .filter_map(|(key, value)| {
                 self.inner
-                    .insert(&key, value, ttl, Mode::Overwrite)
+                    .insert(&key, Value::Bytes(value), ttl, Mode::Overwrite)
                     .is_err()
                     .then_some(key)
             })
@@ -471,7 +510,10 @@ impl Store for MemoryStore {
     }
 
     fn add<'a>(&'a self, key: &'a str, value: Bytes, ttl: Ttl) -> StoreFuture<'a, bool> {
-        ready(self.inner.insert(key, value, ttl, Mode::OnlyIfAbsent))
+        ready(
+            self.inner
+                .insert(key, Value::Bytes(value), ttl, Mode::OnlyIfAbsent),
+        )
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
@@ -498,5 +540,27 @@ impl Store for MemoryStore {
     fn clear(&self) -> StoreFuture<'_, ()> {
         self.inner.clear();
         ready(Ok(()))
+    }
+
+    fn as_local(&self) -> Option<&dyn LocalStore> {
+        Some(self)
+    }
+}
+
+impl LocalStore for MemoryStore {
+    fn get_object(&self, key: &str) -> Option<LocalValue> {
+        self.inner.get_object(key)
+    }
+
+    fn set_object(
+        &self,
+        key: &str,
+        object: LocalValue,
+        size: usize,
+        ttl: Ttl,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .insert(key, Value::Object { object, size }, ttl, Mode::Overwrite)
+            .map(drop)
     }
 }

@@ -5,9 +5,11 @@
 //! [`Cache`](crate::Cache) handle in front of it. See the [stores chapter](crate::docs::stores)
 //! for which store to pick and how to write your own.
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -106,6 +108,38 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Removes every key in this store's namespace, and nothing outside it.
     fn clear(&self) -> StoreFuture<'_, ()>;
+
+    /// The in-process side of this store, if it lives in this process (see [`LocalStore`]).
+    /// Remote stores keep the default, `None`.
+    fn as_local(&self) -> Option<&dyn LocalStore> {
+        None
+    }
+}
+
+/// A value an in-process store keeps as a live object instead of bytes.
+pub type LocalValue = Arc<dyn Any + Send + Sync>;
+
+/// The extra abilities of a store that lives in this process, reached through
+/// [`Store::as_local`].
+///
+/// Such a store can keep a value as a shared object, so a reader gets it back without decoding,
+/// and it takes keys of any length and content verbatim. The response cache uses this to serve a
+/// hit from the [`MemoryStore`] by cloning a prepared response instead of parsing bytes. Objects
+/// share the key space, bounds, expiry and eviction of the store's byte values; reading an
+/// object's key with [`Store::get`] gives `None`, and [`Store::incr`] on it is
+/// [`StoreError::NotAnInteger`].
+pub trait LocalStore: Send + Sync {
+    /// The object under `key`, or `None` when the key is missing, expired, or holds bytes.
+    fn get_object(&self, key: &str) -> Option<LocalValue>;
+
+    /// Stores `object` under `key`, charged as `size` bytes against the store's bounds.
+    fn set_object(
+        &self,
+        key: &str,
+        object: LocalValue,
+        size: usize,
+        ttl: Ttl,
+    ) -> Result<(), StoreError>;
 }
 
 /// Why a [`Store`] operation failed.

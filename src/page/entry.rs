@@ -1,0 +1,404 @@
+//! Stored responses and variant lists, and their versioned binary encoding.
+//!
+//! An in-process store keeps [`Record`]s as objects, so a hit clones a prepared response. A
+//! remote store keeps them as bytes in the format below; the first byte is the format version,
+//! so a record written by another version of this crate is read if its format is known and is
+//! otherwise a miss, never misread.
+//!
+//! ```text
+//! version 1, then kind: 0 = entry, 1 = variant list
+//! entry:    status u16 · stored_at u64 (ms since the epoch) · extra bytes · authorization opt-bytes
+//!           · vary u16 × (name bytes16, value opt-bytes) · headers u32 × (name bytes16, value bytes)
+//!           · body bytes
+//! variants: generation u64 · expires_at u64 (ms) · names u16 × bytes16
+//! bytes = u32 length + data; bytes16 = u16 length + data; opt-bytes = u8 flag (0/1) + bytes
+//! ```
+//!
+//! All integers are big-endian. Header field lines keep their order, repeats and non-UTF-8 bytes.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+
+use crate::conditional::{EntityTag, parse_http_date};
+
+use super::key::request_value;
+
+const FORMAT_V1: u8 = 1;
+const KIND_ENTRY: u8 = 0;
+const KIND_VARIANTS: u8 = 1;
+
+/// What a key holds: a response, or the list of headers a URL's responses vary on.
+#[derive(Debug)]
+pub(crate) enum Record {
+    Entry(Box<Entry>),
+    Variants(Variants),
+}
+
+/// A stored response with what it was stored for.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) status: StatusCode,
+    /// The headers a hit sends (without `Age`, which is computed per hit).
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    pub(crate) stored_at: SystemTime,
+    /// The extra key part of the request it was stored for.
+    pub(crate) extra: String,
+    /// The request's `Authorization`, which a hit must repeat exactly.
+    pub(crate) authorization: Option<HeaderValue>,
+    /// The request's value of each header the URL varies on.
+    pub(crate) vary: Vec<(HeaderName, Option<HeaderValue>)>,
+    /// Validators parsed once, for answering conditional requests on hits.
+    pub(crate) etag: Option<EntityTag>,
+    pub(crate) last_modified: Option<SystemTime>,
+}
+
+/// The headers a URL's responses vary on, and the generation that names its current variants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Variants {
+    pub(crate) names: Vec<HeaderName>,
+    pub(crate) generation: u64,
+    pub(crate) expires_at: SystemTime,
+}
+
+impl Entry {
+    pub(crate) fn new(
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+        stored_at: SystemTime,
+        extra: String,
+        authorization: Option<HeaderValue>,
+        vary: Vec<(HeaderName, Option<HeaderValue>)>,
+    ) -> Entry {
+        let etag = headers
+            .get(http::header::ETAG)
+            .and_then(|value| value.to_str().ok())
+            .and_then(EntityTag::parse);
+        let last_modified = headers
+            .get(http::header::LAST_MODIFIED)
+            .and_then(|value| value.to_str().ok())
+            .and_then(parse_http_date);
+        Entry {
+            status,
+            headers,
+            body,
+            stored_at,
+            extra,
+            authorization,
+            vary,
+            etag,
+            last_modified,
+        }
+    }
+
+    /// Whether this entry was stored for a request like this one: same extra key part, same
+    /// `Authorization`, and the same value (or absence) of every header it varies on.
+    pub(crate) fn matches(&self, headers: &HeaderMap, extra: &str) -> bool {
+        self.extra == extra
+            && request_value(headers, &http::header::AUTHORIZATION) == self.authorization
+            && self
+                .vary
+                .iter()
+                .all(|(name, value)| request_value(headers, name) == *value)
+    }
+
+    /// Approximate memory held, for the store's byte bound.
+    pub(crate) fn size(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 32)
+            .sum();
+        let vary: usize = self
+            .vary
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.as_ref().map_or(0, HeaderValue::len))
+            .sum();
+        self.body.len() + headers + vary + self.extra.len() + 128
+    }
+}
+
+impl Variants {
+    pub(crate) fn size(&self) -> usize {
+        self.names
+            .iter()
+            .map(|name| name.as_str().len() + 16)
+            .sum::<usize>()
+            + 64
+    }
+}
+
+/// Encodes a record for a remote store.
+pub(crate) fn encode(record: &Record) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_u8(FORMAT_V1);
+    match record {
+        Record::Entry(entry) => {
+            out.reserve(entry.size());
+            out.put_u8(KIND_ENTRY);
+            out.put_u16(entry.status.as_u16());
+            out.put_u64(millis(entry.stored_at));
+            put_bytes(&mut out, entry.extra.as_bytes());
+            put_optional(&mut out, entry.authorization.as_ref());
+            put_count16(&mut out, entry.vary.len());
+            for (name, value) in &entry.vary {
+                put_bytes16(&mut out, name.as_str().as_bytes());
+                put_optional(&mut out, value.as_ref());
+            }
+            out.put_u32(u32::try_from(entry.headers.len()).unwrap_or(u32::MAX));
+            for (name, value) in &entry.headers {
+                put_bytes16(&mut out, name.as_str().as_bytes());
+                put_bytes(&mut out, value.as_bytes());
+            }
+            put_bytes(&mut out, &entry.body);
+        }
+        Record::Variants(variants) => {
+            out.put_u8(KIND_VARIANTS);
+            out.put_u64(variants.generation);
+            out.put_u64(millis(variants.expires_at));
+            put_count16(&mut out, variants.names.len());
+            for name in &variants.names {
+                put_bytes16(&mut out, name.as_str().as_bytes());
+            }
+        }
+    }
+    out.freeze()
+}
+
+/// Decodes what [`encode`] wrote; anything else (another format version, truncated or foreign
+/// bytes, invalid header names or values) is `None`.
+pub(crate) fn decode(bytes: &Bytes) -> Option<Record> {
+    let mut reader = Reader {
+        bytes: bytes.clone(),
+    };
+    if reader.u8()? != FORMAT_V1 {
+        return None;
+    }
+    let record = match reader.u8()? {
+        KIND_ENTRY => {
+            let status = StatusCode::from_u16(reader.u16()?).ok()?;
+            let stored_at = from_millis(reader.u64()?)?;
+            let extra = String::from_utf8(reader.bytes()?.to_vec()).ok()?;
+            let authorization = reader.optional_value()?;
+            let mut vary = Vec::new();
+            for _ in 0..reader.u16()? {
+                vary.push((reader.name()?, reader.optional_value()?));
+            }
+            let count = reader.u32()?;
+            let mut headers = HeaderMap::new();
+            for _ in 0..count {
+                let name = reader.name()?;
+                let value = HeaderValue::from_maybe_shared(reader.bytes()?).ok()?;
+                headers.append(name, value);
+            }
+            let body = reader.bytes()?;
+            Record::Entry(Box::new(Entry::new(
+                status,
+                headers,
+                body,
+                stored_at,
+                extra,
+                authorization,
+                vary,
+            )))
+        }
+        KIND_VARIANTS => {
+            let generation = reader.u64()?;
+            let expires_at = from_millis(reader.u64()?)?;
+            let mut names = Vec::new();
+            for _ in 0..reader.u16()? {
+                names.push(reader.name()?);
+            }
+            Record::Variants(Variants {
+                names,
+                generation,
+                expires_at,
+            })
+        }
+        _ => return None,
+    };
+    reader.bytes.is_empty().then_some(record)
+}
+
+fn millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    })
+}
+
+fn from_millis(millis: u64) -> Option<SystemTime> {
+    UNIX_EPOCH.checked_add(Duration::from_millis(millis))
+}
+
+fn put_count16(out: &mut BytesMut, count: usize) {
+    out.put_u16(u16::try_from(count).unwrap_or(u16::MAX));
+}
+
+fn put_bytes(out: &mut BytesMut, bytes: &[u8]) {
+    out.put_u32(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
+    out.put_slice(bytes);
+}
+
+fn put_bytes16(out: &mut BytesMut, bytes: &[u8]) {
+    out.put_u16(u16::try_from(bytes.len()).unwrap_or(u16::MAX));
+    out.put_slice(bytes);
+}
+
+fn put_optional(out: &mut BytesMut, value: Option<&HeaderValue>) {
+    match value {
+        Some(value) => {
+            out.put_u8(1);
+            put_bytes(out, value.as_bytes());
+        }
+        None => out.put_u8(0),
+    }
+}
+
+/// Reads the encoding front to back; every read checks the remaining length.
+struct Reader {
+    bytes: Bytes,
+}
+
+impl Reader {
+    fn take(&mut self, len: usize) -> Option<Bytes> {
+        (len <= self.bytes.len()).then(|| self.bytes.split_to(len))
+    }
+
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.as_ref().try_into().ok()
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.array::<1>().map(u8::from_be_bytes)
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        self.array().map(u16::from_be_bytes)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.array().map(u32::from_be_bytes)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        self.array().map(u64::from_be_bytes)
+    }
+
+    fn bytes(&mut self) -> Option<Bytes> {
+        let len = usize::try_from(self.u32()?).ok()?;
+        self.take(len)
+    }
+
+    fn name(&mut self) -> Option<HeaderName> {
+        let len = usize::from(self.u16()?);
+        HeaderName::from_bytes(&self.take(len)?).ok()
+    }
+
+    fn optional_value(&mut self) -> Option<Option<HeaderValue>> {
+        match self.u8()? {
+            0 => Some(None),
+            1 => Some(Some(HeaderValue::from_maybe_shared(self.bytes()?).ok()?)),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> Entry {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("text/html"));
+        headers.append("set-cookie", HeaderValue::from_static("a=1"));
+        headers.append("set-cookie", HeaderValue::from_static("b=2"));
+        headers.insert("x-raw", HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        headers.insert("etag", HeaderValue::from_static("\"v1\""));
+        Entry::new(
+            StatusCode::OK,
+            headers,
+            Bytes::from_static(b"<p>hello</p>"),
+            UNIX_EPOCH + Duration::from_millis(1_468_749_600_123),
+            "en".to_owned(),
+            Some(HeaderValue::from_static("Bearer x")),
+            vec![
+                (HeaderName::from_static("cookie"), None),
+                (
+                    HeaderName::from_static("accept-encoding"),
+                    Some(HeaderValue::from_static("gzip")),
+                ),
+            ],
+        )
+    }
+
+    #[test]
+    fn entries_round_trip_with_repeats_and_raw_bytes() {
+        let original = entry();
+        let Some(Record::Entry(decoded)) = decode(&encode(&Record::Entry(Box::new(entry()))))
+        else {
+            panic!("did not decode");
+        };
+        assert_eq!(decoded.status, original.status);
+        assert_eq!(decoded.headers, original.headers);
+        let cookies: Vec<_> = decoded.headers.get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+        assert_eq!(decoded.body, original.body);
+        assert_eq!(decoded.stored_at, original.stored_at);
+        assert_eq!(decoded.extra, "en");
+        assert_eq!(decoded.authorization, original.authorization);
+        assert_eq!(decoded.vary, original.vary);
+        assert_eq!(decoded.etag, original.etag);
+        assert!(decoded.etag.is_some());
+    }
+
+    #[test]
+    fn variant_lists_round_trip() {
+        let variants = Variants {
+            names: vec![
+                HeaderName::from_static("cookie"),
+                HeaderName::from_static("x-a"),
+            ],
+            generation: 0xdead_beef,
+            expires_at: UNIX_EPOCH + Duration::from_secs(2_000_000_000),
+        };
+        let Some(Record::Variants(decoded)) = decode(&encode(&Record::Variants(variants.clone())))
+        else {
+            panic!("did not decode");
+        };
+        assert_eq!(decoded, variants);
+    }
+
+    #[test]
+    fn damaged_or_foreign_bytes_are_not_records() {
+        let good = encode(&Record::Entry(Box::new(entry())));
+        for len in 0..good.len() {
+            assert!(decode(&good.slice(..len)).is_none(), "truncated to {len}");
+        }
+        let mut longer = good.to_vec();
+        longer.push(0);
+        assert!(decode(&Bytes::from(longer)).is_none(), "trailing byte");
+        let mut other_version = good.to_vec();
+        other_version[0] = 2;
+        assert!(
+            decode(&Bytes::from(other_version)).is_none(),
+            "unknown version"
+        );
+        for foreign in [&b""[..], b"hello", b"\x01\x07", b"\x01\x00\x00\x00"] {
+            assert!(decode(&Bytes::copy_from_slice(foreign)).is_none());
+        }
+    }
+
+    #[test]
+    fn invalid_header_bytes_inside_a_record_are_refused() {
+        let mut bytes = encode(&Record::Entry(Box::new(entry()))).to_vec();
+        let at = bytes
+            .windows(9)
+            .position(|window| window == b"text/html")
+            .unwrap();
+        bytes[at] = b'\n';
+        assert!(decode(&Bytes::from(bytes)).is_none());
+    }
+}

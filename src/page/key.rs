@@ -1,0 +1,330 @@
+//! Page keys: the primary key names the URL, the variant key adds the request's values of the
+//! headers the responses vary on.
+//!
+//! Every part whose content a client controls is either validated (the host) or length-prefixed
+//! and escaped (header values, extra key parts), so two different requests never produce the
+//! same key. Keys are printable ASCII without spaces; the store key built from them is hashed
+//! with SHA-256 only when a remote store could not hold it verbatim.
+
+use std::borrow::Cow;
+use std::fmt::Write;
+
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+
+use super::status::Bypass;
+
+/// Which stored responses may answer a request: `GET` entries answer `GET` and `HEAD`; entries
+/// stored from a `HEAD` miss (headers only) answer `HEAD` alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Class {
+    Get,
+    Head,
+}
+
+impl Class {
+    fn tag(self) -> char {
+        match self {
+            Class::Get => 'G',
+            Class::Head => 'H',
+        }
+    }
+}
+
+/// The parts of a request's URL that name a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Url<'a> {
+    scheme: &'a str,
+    host: Cow<'a, str>,
+    path_and_query: Cow<'a, str>,
+}
+
+impl<'a> Url<'a> {
+    /// The URL of a request: scheme and authority from an absolute-form target or the `Host`
+    /// header, with the named query parameters removed. `Err` when the host cannot be used.
+    pub(crate) fn of_request(parts: &'a Parts, ignored: &[String]) -> Result<Url<'a>, Bypass> {
+        let scheme = parts.uri.scheme_str().unwrap_or("http");
+        let host = match parts.uri.authority() {
+            Some(authority) => authority.as_str(),
+            None => match parts.headers.get(http::header::HOST) {
+                Some(host) => host.to_str().map_err(|_| Bypass::Host)?,
+                None => "",
+            },
+        };
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |path_and_query| path_and_query.as_str());
+        Url::new(scheme, host, path_and_query, ignored)
+    }
+
+    /// The URL of an absolute URI such as `https://example.com/a?b=c`.
+    pub(crate) fn parse(uri: &'a http::Uri, ignored: &[String]) -> Result<Url<'a>, Bypass> {
+        let host = uri.authority().map_or("", |authority| authority.as_str());
+        let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
+        Url::new(
+            uri.scheme_str().unwrap_or("http"),
+            host,
+            path_and_query,
+            ignored,
+        )
+    }
+
+    fn new(
+        scheme: &'a str,
+        host: &'a str,
+        path_and_query: &'a str,
+        ignored: &[String],
+    ) -> Result<Url<'a>, Bypass> {
+        if !host.bytes().all(is_host_byte) {
+            return Err(Bypass::Host);
+        }
+        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(host.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(host)
+        };
+        Ok(Url {
+            scheme,
+            host,
+            path_and_query: without_params(path_and_query, ignored),
+        })
+    }
+}
+
+/// Characters of a host name, IP literal or port. Anything else (`/`, `@`, spaces) would make the
+/// boundary between host and path ambiguous, so such a request is not cached.
+fn is_host_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'-' | b'_' | b':' | b'[' | b']')
+}
+
+/// `path_and_query` without the query parameters named in `ignored`, order otherwise kept.
+fn without_params<'a>(path_and_query: &'a str, ignored: &[String]) -> Cow<'a, str> {
+    let Some((path, query)) = path_and_query.split_once('?') else {
+        return Cow::Borrowed(path_and_query);
+    };
+    let is_ignored = |pair: &str| {
+        let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+        ignored.iter().any(|ignored| ignored == name)
+    };
+    if ignored.is_empty() || !query.split('&').any(is_ignored) {
+        return Cow::Borrowed(path_and_query);
+    }
+    let kept: Vec<&str> = query.split('&').filter(|pair| !is_ignored(pair)).collect();
+    if kept.is_empty() {
+        Cow::Owned(path.to_owned())
+    } else {
+        Cow::Owned(format!("{path}?{}", kept.join("&")))
+    }
+}
+
+/// The key of the record that holds a URL's response (when it does not vary) or the list of
+/// headers its responses vary on.
+pub(crate) fn primary_key(prefix: &str, class: Class, url: &Url<'_>) -> String {
+    let mut key = String::with_capacity(
+        16 + prefix.len() + url.scheme.len() + url.host.len() + url.path_and_query.len(),
+    );
+    key.push_str("page:");
+    push_escaped(&mut key, prefix.as_bytes());
+    key.push(':');
+    key.push(class.tag());
+    key.push(':');
+    // Every part that comes from the request is length-prefixed, so none can run into the next.
+    push_escaped(&mut key, url.scheme.as_bytes());
+    push_escaped(&mut key, url.host.as_bytes());
+    push_escaped(&mut key, url.path_and_query.as_bytes());
+    key
+}
+
+/// The key of one variant of a URL: the primary key, the generation of its variant list, the
+/// extra key part and the request's value (or absence) of each header in `names`.
+pub(crate) fn variant_key(
+    primary: &str,
+    generation: u64,
+    extra: &str,
+    names: &[HeaderName],
+    headers: &HeaderMap,
+) -> String {
+    let mut key = String::with_capacity(primary.len() + 32 + extra.len() + 24 * names.len());
+    key.push_str(primary);
+    let _ = write!(key, "|{generation:016x}|");
+    push_escaped(&mut key, extra.as_bytes());
+    for name in names {
+        key.push('|');
+        push_escaped(&mut key, name.as_str().as_bytes());
+        match request_value(headers, name) {
+            Some(value) => {
+                key.push('=');
+                push_escaped(&mut key, value.as_bytes());
+            }
+            None => key.push('!'),
+        }
+    }
+    key
+}
+
+/// Appends `bytes` length-prefixed and escaped: `<length>:` then the bytes, with anything but
+/// printable ASCII (and `%` itself) written as `%XX`. The length is of the raw bytes, so the
+/// encoding is unambiguous whatever the bytes hold.
+fn push_escaped(key: &mut String, bytes: &[u8]) {
+    let _ = write!(key, "{}:", bytes.len());
+    for &byte in bytes {
+        if byte.is_ascii_graphic() && byte != b'%' {
+            key.push(char::from(byte));
+        } else {
+            let _ = write!(key, "%{byte:02X}");
+        }
+    }
+}
+
+/// A request header's value for keying: its one field line, or all of them joined with `", "`
+/// (the join rule of HTTP for list-valued fields). `None` when absent, which keys differently
+/// from an empty value.
+pub(crate) fn request_value(headers: &HeaderMap, name: &HeaderName) -> Option<HeaderValue> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?;
+    let Some(second) = values.next() else {
+        return Some(first.clone());
+    };
+    let mut joined = first.as_bytes().to_vec();
+    for value in std::iter::once(second).chain(values) {
+        joined.extend_from_slice(b", ");
+        joined.extend_from_slice(value.as_bytes());
+    }
+    // Joining valid values with ", " gives a valid value.
+    HeaderValue::from_bytes(&joined).ok()
+}
+
+/// Whether the method looks up the cache at all.
+pub(crate) fn class_of(method: &Method) -> Option<Class> {
+    if method == Method::GET {
+        Some(Class::Get)
+    } else if method == Method::HEAD {
+        Some(Class::Head)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str, host: Option<&str>) -> Parts {
+        let mut builder = http::Request::builder().uri(uri);
+        if let Some(host) = host {
+            builder = builder.header("host", host);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    fn key(uri: &str, host: Option<&str>) -> String {
+        let parts = parts(uri, host);
+        primary_key("", Class::Get, &Url::of_request(&parts, &[]).unwrap())
+    }
+
+    #[test]
+    fn the_primary_key_names_scheme_host_path_and_query() {
+        assert_eq!(
+            key("/cache/test/?test=1", Some("www.example.com")),
+            "page:0::G:4:http15:www.example.com19:/cache/test/?test=1"
+        );
+        assert_eq!(
+            key("https://Example.COM:8443/a", None),
+            "page:0::G:5:https16:example.com:84432:/a"
+        );
+    }
+
+    #[test]
+    fn host_case_does_not_matter_but_everything_else_does() {
+        let base = key("/p?a=1&b=2", Some("example.com"));
+        assert_eq!(base, key("/p?a=1&b=2", Some("EXAMPLE.com")));
+        for other in [
+            key("/p?b=2&a=1", Some("example.com")),
+            key("/p?a=1&b=2", Some("sub.example.com")),
+            key("/P?a=1&b=2", Some("example.com")),
+            key("https://example.com/p?a=1&b=2", None),
+            key("/p?a=1&b=2", Some("example.com:8080")),
+        ] {
+            assert_ne!(base, other);
+        }
+        assert_ne!(key("/p", Some("h")), key("/p?", Some("h")));
+    }
+
+    #[test]
+    fn hosts_that_could_shift_the_path_are_refused() {
+        for host in ["evil.com/p", "a b", "user@host", "h\tx", "ünïcode"] {
+            let parts = parts("/", Some(host));
+            assert_eq!(Url::of_request(&parts, &[]), Err(Bypass::Host), "{host:?}");
+        }
+        let parts = parts("/", Some("[::1]:3000"));
+        assert!(Url::of_request(&parts, &[]).is_ok());
+    }
+
+    #[test]
+    fn ignored_query_parameters_are_dropped() {
+        let ignored = ["utm_source".to_owned(), "gclid".to_owned()];
+        for (uri, expected) in [
+            ("/p?utm_source=x&id=2&gclid=y", "/p?id=2"),
+            ("/p?utm_source=x", "/p"),
+            ("/p?id=2", "/p?id=2"),
+            ("/p?utm_sourcex=1", "/p?utm_sourcex=1"),
+            ("/p?gclid", "/p"),
+        ] {
+            let parts = parts(uri, Some("h"));
+            let url = Url::of_request(&parts, &ignored).unwrap();
+            assert_eq!(url.path_and_query, expected, "{uri}");
+        }
+    }
+
+    #[test]
+    fn variant_keys_never_collide_on_shifted_values() {
+        let names = [
+            HeaderName::from_static("x-a"),
+            HeaderName::from_static("x-b"),
+        ];
+        let variant = |pairs: &[(&str, &str)]| {
+            let mut headers = HeaderMap::new();
+            for (name, value) in pairs {
+                headers.append(
+                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    HeaderValue::from_str(value).unwrap(),
+                );
+            }
+            variant_key("p", 1, "", &names, &headers)
+        };
+        // Django's C.2 collisions.
+        assert_ne!(
+            variant(&[("x-a", "ab"), ("x-b", "c")]),
+            variant(&[("x-a", "a"), ("x-b", "bc")])
+        );
+        assert_ne!(variant(&[("x-a", "-,")]), variant(&[("x-b", "-,")]));
+        // Absent and empty differ (CVE-2026-113593).
+        assert_ne!(variant(&[]), variant(&[("x-a", "")]));
+        // Repeated field lines are joined, as the one-line form.
+        assert_eq!(
+            variant(&[("x-a", "1"), ("x-a", "2")]),
+            variant(&[("x-a", "1, 2")])
+        );
+        assert!(!variant(&[("x-a", "a b|c=d%")]).contains(' '));
+    }
+
+    #[test]
+    fn extra_parts_and_generations_separate_variants() {
+        let headers = HeaderMap::new();
+        let names = [HeaderName::from_static("cookie")];
+        let base = variant_key("p", 1, "en", &names, &headers);
+        assert_ne!(base, variant_key("p", 2, "en", &names, &headers));
+        assert_ne!(base, variant_key("p", 1, "es", &names, &headers));
+        assert_ne!(base, variant_key("p", 1, "en", &[], &headers));
+    }
+
+    #[test]
+    fn non_ascii_header_values_are_escaped() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-a", HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        let key = variant_key("p", 0, "", &[HeaderName::from_static("x-a")], &headers);
+        assert!(key.ends_with("x-a=4:caf%E9"), "{key}");
+        assert!(key.is_ascii());
+    }
+}

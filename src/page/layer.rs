@@ -1,0 +1,413 @@
+//! The combined response-cache layer (Django's `CacheMiddleware`) and `cache_page`.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, SystemTime};
+
+use bytes::Buf;
+use http::request::Parts;
+use http::{Request, Response, StatusCode};
+use http_body::Body;
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::key::{Class, Url, class_of, primary_key};
+use super::split::{FetchFromCacheLayer, UpdateCacheLayer};
+use super::{Bypass, CacheBody, Config, Lookup, Then};
+use crate::{Cache, Error};
+
+/// Caches whole responses of the service it wraps: Django's `CacheMiddleware`, as one Tower
+/// layer.
+///
+/// On a `GET` or `HEAD` request it looks the response up by URL and by the request's values of
+/// the headers the stored responses vary on. A hit is answered from the cache without calling
+/// the inner service. On a miss the inner service answers; if its response may be stored
+/// (status 200, no `private`/`no-cache`/`no-store`, no `Vary: *`, no `Set-Cookie`, a non-zero
+/// timeout), its body is copied while it streams to the client and stored once it has ended
+/// cleanly within [`max_body_size`](CacheLayer::max_body_size).
+///
+/// See the [response caching chapter](crate::docs::page) for the rules, the layer order and the
+/// security model.
+///
+/// # Example
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use axum_cache::{Cache, CacheLayer, store::MemoryStore};
+/// use std::time::Duration;
+///
+/// let cache = Cache::new(MemoryStore::new());
+/// let app: Router = Router::new()
+///     .route("/", get(|| async { "home" }))
+///     .layer(CacheLayer::new(cache).timeout(Duration::from_secs(60)));
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct CacheLayer {
+    config: Arc<Config>,
+}
+
+/// Caches one route's responses for `timeout`, whatever `max-age` the response gives: Django's
+/// `@cache_page(timeout)`.
+///
+/// It is a [`CacheLayer`] with a [forced timeout](CacheLayer::force_timeout); everything else
+/// (keys, what is stored) is the same. To use a named cache, pass it:
+/// `cache_page(caches.get("long")?, ttl)`.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use axum_cache::{Cache, cache_page, store::MemoryStore};
+/// use std::time::Duration;
+///
+/// let cache = Cache::new(MemoryStore::new());
+/// let app: Router = Router::new().route(
+///     "/articles",
+///     get(|| async { "articles" }).layer(cache_page(&cache, Duration::from_secs(900))),
+/// );
+/// ```
+pub fn cache_page(cache: &Cache, timeout: Duration) -> CacheLayer {
+    CacheLayer::new(cache.clone()).force_timeout(timeout)
+}
+
+impl CacheLayer {
+    /// A response cache storing into `cache`, with Django's per-site defaults: 600 s for
+    /// responses that set no `max-age`, no key prefix, status 200 only.
+    pub fn new(cache: Cache) -> CacheLayer {
+        CacheLayer {
+            config: Arc::new(Config::new(cache)),
+        }
+    }
+
+    fn config(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// How long to keep a response that gives no `max-age` or `s-maxage` (default 600 s,
+    /// Django's `CACHE_MIDDLEWARE_SECONDS`).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config().cache_timeout = timeout;
+        self
+    }
+
+    /// Keep every stored response for exactly `timeout`, whatever its `max-age` says (Django's
+    /// `page_timeout`, what [`cache_page`] sets). A zero timeout stores nothing.
+    pub fn force_timeout(mut self, timeout: Duration) -> Self {
+        self.config().page_timeout = Some(timeout);
+        self
+    }
+
+    /// A prefix for this layer's keys (default none), so that two layers on the same cache keep
+    /// separate entries for the same URL.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.config().key_prefix = prefix.into();
+        self
+    }
+
+    /// The largest body stored (default 4 MiB). Larger responses stream to the client
+    /// untouched and are not stored.
+    pub fn max_body_size(mut self, bytes: usize) -> Self {
+        self.config().max_body_size = bytes;
+        self
+    }
+
+    /// The status codes whose responses are stored (default only 200). RFC 9111 allows more,
+    /// for example 203, 301, 404 and 410.
+    pub fn statuses(mut self, statuses: impl IntoIterator<Item = StatusCode>) -> Self {
+        self.config().statuses = statuses.into_iter().collect();
+        self
+    }
+
+    /// Whether responses that set cookies are stored and replayed to everyone (default
+    /// `false`). Even when allowed, a response that sets a cookie and varies on `Cookie` is never
+    /// stored. Only allow it for cookies that are the same for every visitor.
+    pub fn store_set_cookie(mut self, store: bool) -> Self {
+        self.config().store_set_cookie = store;
+        self
+    }
+
+    /// Whether responses carry an RFC 9211 `Cache-Status` header saying what the cache did
+    /// (default `false`; the [`CacheStatus`](crate::CacheStatus) extension is always set).
+    pub fn cache_status_header(mut self, enabled: bool) -> Self {
+        self.config().cache_status_header = enabled;
+        self
+    }
+
+    /// Adds a part computed from the request to every key, as Django adds the language and the
+    /// time zone. Requests whose parts differ never share an entry.
+    ///
+    /// ```
+    /// # use axum_cache::{Cache, CacheLayer, store::MemoryStore};
+    /// let layer = CacheLayer::new(Cache::new(MemoryStore::new())).key_part(|request| {
+    ///     let language = request.headers.get("accept-language").and_then(|v| v.to_str().ok());
+    ///     language.unwrap_or("en").split(',').next().unwrap_or("en").trim().to_owned()
+    /// });
+    /// ```
+    pub fn key_part<F>(mut self, key_part: F) -> Self
+    where
+        F: Fn(&Parts) -> String + Send + Sync + 'static,
+    {
+        self.config().key_part = Some(Arc::new(key_part));
+        self
+    }
+
+    /// Query parameters left out of the key, such as tracking parameters (`utm_source`,
+    /// `gclid`), so that they do not split the cache. Only list parameters the page ignores.
+    pub fn ignore_query_params<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config().ignored_params = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The wall clock used for `Expires`, `Age` and stored times (default
+    /// [`SystemTime::now`]). Tests use it to control time.
+    pub fn clock<F>(mut self, clock: F) -> Self
+    where
+        F: Fn() -> SystemTime + Send + Sync + 'static,
+    {
+        self.config().clock = Arc::new(clock);
+        self
+    }
+
+    /// The two halves of this cache with the same settings, for Django's order: the update
+    /// layer outermost, the fetch layer innermost, other middleware between them.
+    ///
+    /// ```
+    /// # use axum::{Router, routing::get};
+    /// # use axum_cache::{Cache, CacheLayer, store::MemoryStore};
+    /// let (update, fetch) = CacheLayer::new(Cache::new(MemoryStore::new())).split();
+    /// let app: Router = Router::new()
+    ///     .route("/", get(|| async { "home" }))
+    ///     .layer(fetch)
+    ///     // .layer(session_layer) — middleware that sets Vary or cookies goes here
+    ///     .layer(update);
+    /// ```
+    pub fn split(self) -> (UpdateCacheLayer, FetchFromCacheLayer) {
+        (
+            UpdateCacheLayer::from_config(Arc::clone(&self.config)),
+            FetchFromCacheLayer::from_config(self.config),
+        )
+    }
+
+    /// Deletes the stored responses for an absolute URL (`https://example.com/path?query`), every
+    /// variant included. Returns whether anything was stored. Query parameters this layer
+    /// ignores are ignored here too.
+    pub async fn delete_page(&self, url: &str) -> Result<bool, Error> {
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|error| Error::Config(format!("{url:?} is not a URL: {error}")))?;
+        if uri.authority().is_none() {
+            return Err(Error::Config(format!(
+                "{url:?} needs a scheme and host, as in https://example.com/path"
+            )));
+        }
+        let url = Url::parse(&uri, &self.config.ignored_params)
+            .map_err(|_| Error::Config(format!("{url:?} has an unusable host")))?;
+        let mut deleted = false;
+        for class in [Class::Get, Class::Head] {
+            let key = self
+                .config
+                .store_key(&primary_key(&self.config.key_prefix, class, &url));
+            deleted |= self.config.cache.store().delete(&key).await?;
+        }
+        Ok(deleted)
+    }
+}
+
+impl Cache {
+    /// Deletes the pages a [`CacheLayer`] or [`cache_page`] with default settings stored for an
+    /// absolute URL, every variant included. For a layer with a key prefix or ignored query
+    /// parameters, use [`CacheLayer::delete_page`] on that layer.
+    pub async fn delete_page(&self, url: &str) -> Result<bool, Error> {
+        CacheLayer::new(self.clone()).delete_page(url).await
+    }
+}
+
+impl fmt::Debug for CacheLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheLayer")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<S> Layer<S> for CacheLayer {
+    type Service = CacheService<S>;
+
+    fn layer(&self, inner: S) -> CacheService<S> {
+        CacheService {
+            inner,
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+/// The service of [`CacheLayer`] and [`cache_page`].
+#[derive(Clone)]
+pub struct CacheService<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> fmt::Debug for CacheService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheService")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+type BoxedResponse<B, E> =
+    Pin<Box<dyn Future<Output = Result<Response<CacheBody<B>>, E>> + Send + 'static>>;
+
+pin_project! {
+    /// The response future of the cache services.
+    pub struct ResponseFuture<F, B, E> {
+        #[pin]
+        state: State<F, B, E>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, B, E> {
+        // A hit answered without waiting.
+        Ready { response: Option<Response<CacheBody<B>>> },
+        // The inner service answers, then `then` says what to do with its response.
+        Inner {
+            #[pin]
+            future: F,
+            then: Option<Then>,
+            config: Arc<Config>,
+        },
+        // A lookup in a remote store, then possibly the inner service.
+        Boxed { future: BoxedResponse<B, E> },
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body,
+{
+    type Output = Result<Response<CacheBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            // Polled again after completion (a contract violation by the caller): stay pending
+            // rather than panic.
+            StateProj::Ready { response } => response
+                .take()
+                .map_or(Poll::Pending, |response| Poll::Ready(Ok(response))),
+            StateProj::Inner {
+                future,
+                then,
+                config,
+            } => {
+                let response = ready!(future.poll(cx))?;
+                Poll::Ready(Ok(config.apply(then.take(), response)))
+            }
+            StateProj::Boxed { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+/// Looks `request` up and answers it from the cache or through `inner`. `deliver` decides what
+/// happens to the response of a request the cache could not answer: the combined layer finishes
+/// it itself, the fetch half hands it to the update half.
+pub(crate) fn call_cached<S, ReqBody, ResBody>(
+    config: &Arc<Config>,
+    inner: &mut S,
+    request: Request<ReqBody>,
+    deliver: fn(Then, &mut http::Extensions) -> Then,
+) -> ResponseFuture<S::Future, ResBody, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Body + Send + 'static,
+    ResBody::Data: Buf,
+{
+    let (mut parts, body) = request.into_parts();
+    let inner_future = |inner: &mut S, then: Then, mut parts: Parts, body: ReqBody| {
+        let then = deliver(then, &mut parts.extensions);
+        let future = inner.call(Request::from_parts(parts, body));
+        ResponseFuture {
+            state: State::Inner {
+                future,
+                then: Some(then),
+                config: Arc::clone(config),
+            },
+        }
+    };
+    if class_of(&parts.method).is_none() {
+        return inner_future(inner, Then::Bypass(Bypass::Method), parts, body);
+    }
+    if let Some(local) = config.local() {
+        let then = match config.lookup_local(local, &parts) {
+            Lookup::Hit(entry) => {
+                return ResponseFuture {
+                    state: State::Ready {
+                        response: Some(config.hit_response(&entry, &parts)),
+                    },
+                };
+            }
+            Lookup::Miss(pending) => Then::Finish(pending),
+            Lookup::Bypass(bypass) => Then::Bypass(bypass),
+        };
+        return inner_future(inner, then, parts, body);
+    }
+    // The clone takes the place of the service that was driven to readiness, which moves into
+    // the lookup.
+    let clone = inner.clone();
+    let mut inner = std::mem::replace(inner, clone);
+    let config = Arc::clone(config);
+    let future: BoxedResponse<ResBody, S::Error> = Box::pin(async move {
+        let then = match config.lookup_remote(&parts).await {
+            Lookup::Hit(entry) => return Ok(config.hit_response(&entry, &parts)),
+            Lookup::Miss(pending) => Then::Finish(pending),
+            Lookup::Bypass(bypass) => Then::Bypass(bypass),
+        };
+        let then = deliver(then, &mut parts.extensions);
+        let response = inner.call(Request::from_parts(parts, body)).await?;
+        Ok(config.apply(Some(then), response))
+    });
+    ResponseFuture {
+        state: State::Boxed { future },
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CacheService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Body + Send + 'static,
+    ResBody::Data: Buf,
+{
+    type Response = Response<CacheBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        call_cached(&self.config, &mut self.inner, request, |then, _| then)
+    }
+}
