@@ -163,10 +163,34 @@ impl Cache {
         }
     }
 
-    /// The store key for `key`; `verbatim` skips the digest, for in-process stores, which hold
-    /// keys of any length and content.
-    pub(crate) fn make_store_key(&self, key: &str, verbatim: bool) -> String {
-        let full = self.full_key(key, self.version);
+    /// `prefix:version:`, what the default key function puts before every key; `None` with a
+    /// custom key function.
+    pub(crate) fn default_key_head(&self) -> Option<String> {
+        if self.shared.key_fn.is_some() {
+            return None;
+        }
+        let mut head = String::with_capacity(self.shared.key_prefix.len() + 8);
+        key::push_default_head(&mut head, &self.shared.key_prefix, self.version);
+        Some(head)
+    }
+
+    /// The store key for the key that `push` writes, built in one buffer when the default key
+    /// function is in use. `verbatim` skips the digest, for in-process stores, which hold keys
+    /// of any length and content.
+    pub(crate) fn store_key_with(&self, verbatim: bool, push: impl FnOnce(&mut String)) -> String {
+        let full = match &self.shared.key_fn {
+            Some(key_fn) => {
+                let mut key = String::new();
+                push(&mut key);
+                key_fn(&key, &self.shared.key_prefix, self.version)
+            }
+            None => {
+                let mut full = String::with_capacity(self.shared.key_prefix.len() + 96);
+                key::push_default_head(&mut full, &self.shared.key_prefix, self.version);
+                push(&mut full);
+                full
+            }
+        };
         if verbatim {
             full
         } else {

@@ -14,12 +14,23 @@ pub(crate) type KeyFn = Arc<dyn Fn(&str, &str, i64) -> String + Send + Sync>;
 /// Django's default key function: `prefix:version:key`.
 pub(crate) fn default_key(key: &str, prefix: &str, version: i64) -> String {
     let mut full = String::with_capacity(prefix.len() + key.len() + 8);
-    full.push_str(prefix);
-    full.push(':');
-    let _ = write!(full, "{version}");
-    full.push(':');
+    push_default_head(&mut full, prefix, version);
     full.push_str(key);
     full
+}
+
+/// Appends `prefix:version:`, the part of a default key before the key itself.
+pub(crate) fn push_default_head(full: &mut String, prefix: &str, version: i64) {
+    full.push_str(prefix);
+    full.push(':');
+    if version < 0 {
+        full.push('-');
+    }
+    crate::page::push_decimal(
+        full,
+        usize::try_from(version.unsigned_abs()).unwrap_or(usize::MAX),
+    );
+    full.push(':');
 }
 
 /// Returns `key` unchanged when every store can hold it, and otherwise its digest.

@@ -40,6 +40,11 @@ pub(crate) struct Url<'a> {
 }
 
 impl<'a> Url<'a> {
+    /// Bytes of the parts, for sizing a key.
+    pub(crate) fn len(&self) -> usize {
+        self.scheme.len() + self.host.len() + self.path_and_query.len()
+    }
+
     /// The URL of a request: scheme and authority from an absolute-form target or the `Host`
     /// header, with the named query parameters removed. `Err` when the host cannot be used.
     pub(crate) fn of_request(parts: &'a Parts, ignored: &[String]) -> Result<Url<'a>, Bypass> {
@@ -76,10 +81,14 @@ impl<'a> Url<'a> {
         path_and_query: &'a str,
         ignored: &[String],
     ) -> Result<Url<'a>, Bypass> {
-        if !host.bytes().all(is_host_byte) {
-            return Err(Bypass::Host);
+        let mut uppercase = false;
+        for byte in host.bytes() {
+            if !is_host_byte(byte) {
+                return Err(Bypass::Host);
+            }
+            uppercase |= byte.is_ascii_uppercase();
         }
-        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        let host = if uppercase {
             Cow::Owned(host.to_ascii_lowercase())
         } else {
             Cow::Borrowed(host)
@@ -95,8 +104,32 @@ impl<'a> Url<'a> {
 /// Characters of a host name, IP literal or port. Anything else (`/`, `@`, spaces) would make the
 /// boundary between host and path ambiguous, so such a request is not cached.
 fn is_host_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'-' | b'_' | b':' | b'[' | b']')
+    HOST_BYTES[usize::from(byte)]
 }
+
+const HOST_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] =
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']');
+        byte += 1;
+    }
+    table
+};
+
+/// Bytes copied into keys as they are: printable ASCII except `%`, the escape character.
+const PLAIN_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_graphic() && b != b'%';
+        byte += 1;
+    }
+    table
+};
 
 /// `path_and_query` without the query parameters named in `ignored`, order otherwise kept.
 fn without_params<'a>(path_and_query: &'a str, ignored: &[String]) -> Cow<'a, str> {
@@ -118,63 +151,114 @@ fn without_params<'a>(path_and_query: &'a str, ignored: &[String]) -> Cow<'a, st
     }
 }
 
-/// The key of the record that holds a URL's response (when it does not vary) or the list of
-/// headers its responses vary on.
-pub(crate) fn primary_key(prefix: &str, class: Class, url: &Url<'_>) -> String {
-    let mut key = String::with_capacity(
-        16 + prefix.len() + url.scheme.len() + url.host.len() + url.path_and_query.len(),
-    );
+/// Appends the key of the record that holds a URL's response (when it does not vary) or the list
+/// of headers its responses vary on.
+pub(crate) fn push_primary_key(key: &mut String, prefix: &str, class: Class, url: &Url<'_>) {
+    push_page_head(key, prefix);
+    push_url(key, class, url);
+}
+
+/// Appends the part of every page key that depends only on the layer's prefix.
+pub(crate) fn push_page_head(key: &mut String, prefix: &str) {
     key.push_str("page:");
-    push_escaped(&mut key, prefix.as_bytes());
+    push_escaped_str(key, prefix);
     key.push(':');
+}
+
+/// Appends the part of a page key that depends on the request.
+pub(crate) fn push_url(key: &mut String, class: Class, url: &Url<'_>) {
     key.push(class.tag());
     key.push(':');
     // Every part that comes from the request is length-prefixed, so none can run into the next.
-    push_escaped(&mut key, url.scheme.as_bytes());
-    push_escaped(&mut key, url.host.as_bytes());
-    push_escaped(&mut key, url.path_and_query.as_bytes());
-    key
+    push_escaped_str(key, url.scheme);
+    push_escaped_str(key, &url.host);
+    push_escaped_str(key, &url.path_and_query);
 }
 
-/// The key of one variant of a URL: the primary key, the generation of its variant list, the
-/// extra key part and the request's value (or absence) of each header in `names`.
-pub(crate) fn variant_key(
-    primary: &str,
+/// Appends what names one variant of a URL to its primary key: the generation of its variant
+/// list, the extra key part and the request's value (or absence) of each header in `names`.
+pub(crate) fn push_variant_suffix(
+    key: &mut String,
     generation: u64,
     extra: &str,
     names: &[HeaderName],
     headers: &HeaderMap,
-) -> String {
-    let mut key = String::with_capacity(primary.len() + 32 + extra.len() + 24 * names.len());
-    key.push_str(primary);
+) {
     let _ = write!(key, "|{generation:016x}|");
-    push_escaped(&mut key, extra.as_bytes());
+    push_escaped_str(key, extra);
     for name in names {
         key.push('|');
-        push_escaped(&mut key, name.as_str().as_bytes());
+        push_escaped_str(key, name.as_str());
         match request_value(headers, name) {
             Some(value) => {
                 key.push('=');
-                push_escaped(&mut key, value.as_bytes());
+                push_escaped(key, value.as_bytes());
             }
             None => key.push('!'),
         }
     }
-    key
 }
 
 /// Appends `bytes` length-prefixed and escaped: `<length>:` then the bytes, with anything but
 /// printable ASCII (and `%` itself) written as `%XX`. The length is of the raw bytes, so the
 /// encoding is unambiguous whatever the bytes hold.
 fn push_escaped(key: &mut String, bytes: &[u8]) {
-    let _ = write!(key, "{}:", bytes.len());
+    match std::str::from_utf8(bytes) {
+        Ok(text) => push_escaped_str(key, text),
+        Err(_) => push_escaped_slow(key, bytes),
+    }
+}
+
+/// [`push_escaped`] for text, which is usually plain and then copied in one go.
+fn push_escaped_str(key: &mut String, text: &str) {
+    if text.bytes().all(is_plain) {
+        push_decimal(key, text.len());
+        key.push(':');
+        key.push_str(text);
+    } else {
+        push_escaped_slow(key, text.as_bytes());
+    }
+}
+
+fn push_escaped_slow(key: &mut String, bytes: &[u8]) {
+    push_decimal(key, bytes.len());
+    key.push(':');
     for &byte in bytes {
-        if byte.is_ascii_graphic() && byte != b'%' {
+        if is_plain(byte) {
             key.push(char::from(byte));
         } else {
             let _ = write!(key, "%{byte:02X}");
         }
     }
+}
+
+fn is_plain(byte: u8) -> bool {
+    PLAIN_BYTES[usize::from(byte)]
+}
+
+/// Appends a number in decimal without the formatting machinery (this runs on every lookup).
+pub(crate) fn push_decimal(key: &mut String, number: usize) {
+    if number < 10 {
+        key.push(char::from(b'0' + number as u8));
+        return;
+    }
+    if number < 100 {
+        key.push(char::from(b'0' + (number / 10) as u8));
+        key.push(char::from(b'0' + (number % 10) as u8));
+        return;
+    }
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = number;
+    while rest > 0 && start > 0 {
+        start -= 1;
+        if let Some(digit) = digits.get_mut(start) {
+            *digit = b'0' + (rest % 10) as u8;
+        }
+        rest /= 10;
+    }
+    // Only ASCII digits were written.
+    key.push_str(std::str::from_utf8(digits.get(start..).unwrap_or_default()).unwrap_or_default());
 }
 
 /// A request header's value for keying: its one field line, or all of them joined with `", "`
@@ -220,7 +304,35 @@ mod tests {
 
     fn key(uri: &str, host: Option<&str>) -> String {
         let parts = parts(uri, host);
-        primary_key("", Class::Get, &Url::of_request(&parts, &[]).unwrap())
+        let mut key = String::new();
+        push_primary_key(
+            &mut key,
+            "",
+            Class::Get,
+            &Url::of_request(&parts, &[]).unwrap(),
+        );
+        key
+    }
+
+    fn variant_key(
+        primary: &str,
+        generation: u64,
+        extra: &str,
+        names: &[HeaderName],
+        headers: &HeaderMap,
+    ) -> String {
+        let mut key = primary.to_owned();
+        push_variant_suffix(&mut key, generation, extra, names, headers);
+        key
+    }
+
+    #[test]
+    fn decimals_are_written_without_fmt() {
+        for number in [0, 7, 10, 99, 1234, usize::MAX] {
+            let mut text = String::new();
+            push_decimal(&mut text, number);
+            assert_eq!(text, number.to_string());
+        }
     }
 
     #[test]

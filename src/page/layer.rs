@@ -15,7 +15,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::key::{Class, Url, class_of, primary_key};
+use super::key::{Class, Url, class_of};
 use super::split::{FetchFromCacheLayer, UpdateCacheLayer};
 use super::{Bypass, CacheBody, Config, Lookup, Then};
 use crate::{Cache, Error};
@@ -103,7 +103,7 @@ impl CacheLayer {
     /// A prefix for this layer's keys (default none), so that two layers on the same cache keep
     /// separate entries for the same URL.
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.config().key_prefix = prefix.into();
+        self.config().set_key_prefix(prefix.into());
         self
     }
 
@@ -211,9 +211,7 @@ impl CacheLayer {
             .map_err(|_| Error::Config(format!("{url:?} has an unusable host")))?;
         let mut deleted = false;
         for class in [Class::Get, Class::Head] {
-            let key = self
-                .config
-                .store_key(&primary_key(&self.config.key_prefix, class, &url));
+            let key = self.config.primary_store_key(class, &url);
             deleted |= self.config.cache.store().delete(&key).await?;
         }
         Ok(deleted)
