@@ -527,6 +527,28 @@ mod cluster {
     }
 }
 
+mod sentinel {
+    use super::*;
+
+    #[tokio::test]
+    async fn connects_to_the_primary_that_sentinel_names() {
+        let Some(sentinel) = redis::sentinel() else {
+            return;
+        };
+        let store = store(&sentinel.url(), "sentinel").await;
+        store.set("k", b("v"), None).await.unwrap();
+        assert_eq!(sentinel.primary.cli(&["GET", "sentinel:k"]), "v");
+        assert!(store.add("n", b("1"), None).await.unwrap());
+        assert_eq!(store.incr("n", 41).await.unwrap(), 42);
+        assert_eq!(store.delete_pattern("*").await.unwrap(), 2);
+        let cache = Cache::from_url(&format!("{}&store_prefix=viaurl", sentinel.url()))
+            .await
+            .unwrap();
+        cache.set("k", "v", Timeout::Default).await.unwrap();
+        assert_eq!(sentinel.primary.cli(&["EXISTS", "viaurl::1:k"]), "1");
+    }
+}
+
 mod outages {
     use super::*;
 

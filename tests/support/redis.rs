@@ -50,8 +50,11 @@ pub fn redis() -> Option<Redis> {
         return Some(Redis::Own(RedisServer::start()));
     }
     match std::env::var("REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(Redis::External(url)),
-        _ => skip("redis-server is not installed and REDIS_URL is not set"),
+        Ok(url) if !url.is_empty() && installed("redis-cli") => Some(Redis::External(url)),
+        Ok(url) if !url.is_empty() => skip("REDIS_URL is set but redis-cli is not installed"),
+        _ => skip(
+            "redis-server is not installed and REDIS_URL is not set (install redis-server, or set REDIS_URL)",
+        ),
     }
 }
 
@@ -60,7 +63,16 @@ pub fn own_server() -> Option<RedisServer> {
     if installed("redis-server") {
         Some(RedisServer::start())
     } else {
-        skip("redis-server is not installed (this test must control its own server)")
+        skip("this test kills or pauses its own server, and redis-server is not installed")
+    }
+}
+
+/// A primary watched by one Sentinel; `None` (skip) without `redis-server`.
+pub fn sentinel() -> Option<RedisSentinel> {
+    if installed("redis-server") {
+        Some(RedisSentinel::start())
+    } else {
+        skip("redis-server is needed for a local Sentinel")
     }
 }
 
@@ -78,10 +90,7 @@ fn skip<T>(reason: &str) -> Option<T> {
         panic!("REQUIRE_REDIS=1 but {reason}; install the redis-server and redis-tools packages");
     }
     // Written past the test harness's capture, so the skip shows in a normal run.
-    let _ = writeln!(
-        std::io::stderr(),
-        "skipping a Redis test: {reason} (install redis-server, or set REDIS_URL)"
-    );
+    let _ = writeln!(std::io::stderr(), "skipping a Redis test: {reason}");
     None
 }
 
@@ -108,6 +117,8 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     extra: Vec<String>,
+    /// For a Sentinel: the port of the primary it watches.
+    watches: Option<u16>,
     child: Option<Child>,
 }
 
@@ -120,6 +131,10 @@ impl RedisServer {
     /// Starts a server with extra arguments, retrying on another port if the chosen one was
     /// taken in the meantime.
     fn start_with(extra: &[&str]) -> RedisServer {
+        RedisServer::start_kind(extra, None)
+    }
+
+    fn start_kind(extra: &[&str], watches: Option<u16>) -> RedisServer {
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = free_port_pair();
@@ -130,6 +145,7 @@ impl RedisServer {
                 port,
                 dir,
                 extra: extra.iter().map(|arg| (*arg).to_owned()).collect(),
+                watches,
                 child: None,
             };
             match server.spawn() {
@@ -141,9 +157,24 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) -> Result<(), String> {
-        let mut child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        let mut command = Command::new("redis-server");
+        match self.watches {
+            // A Sentinel reads (and rewrites) a configuration file of its own.
+            Some(primary) => {
+                let config = self.dir.join("sentinel.conf");
+                std::fs::write(
+                    &config,
+                    format!("sentinel monitor mymaster 127.0.0.1 {primary} 1\n"),
+                )
+                .map_err(|error| format!("sentinel.conf: {error}"))?;
+                command.arg(&config).arg("--sentinel");
+            }
+            None => {
+                command.args(["--save", "", "--appendonly", "no"]);
+            }
+        }
+        let mut child = command
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--dir".as_ref(), self.dir.as_os_str()])
             .args(&self.extra)
             .stdout(Stdio::null())
@@ -218,6 +249,28 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A primary and one Sentinel that names it `mymaster`.
+pub struct RedisSentinel {
+    pub primary: RedisServer,
+    sentinel: RedisServer,
+}
+
+impl RedisSentinel {
+    pub fn start() -> RedisSentinel {
+        let primary = RedisServer::start();
+        let sentinel = RedisServer::start_kind(&[], Some(primary.port));
+        RedisSentinel { primary, sentinel }
+    }
+
+    /// `redis+sentinel://` naming the Sentinel and the service.
+    pub fn url(&self) -> String {
+        format!(
+            "redis+sentinel://127.0.0.1:{}?sentinelServiceName=mymaster",
+            self.sentinel.port
+        )
     }
 }
 
