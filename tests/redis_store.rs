@@ -314,6 +314,14 @@ mod standalone {
             store.lock("job", RELAXED).await.unwrap().is_some(),
             "free again"
         );
+
+        // Extreme expiries are clamped into what Redis accepts, never an error.
+        let forever = store.lock("forever", Duration::MAX).await.unwrap().unwrap();
+        assert!(forever.extend(Duration::MAX).await.unwrap());
+        assert!(
+            forever.extend(Duration::ZERO).await.unwrap(),
+            "1 ms at least"
+        );
     }
 
     #[tokio::test]

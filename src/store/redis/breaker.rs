@@ -45,8 +45,8 @@ pub(crate) struct Breaker {
 enum Phase {
     /// Calls go through; `failures` in a row so far.
     Closed { failures: u32 },
-    /// Calls are refused until `until`.
-    Open { until: Instant },
+    /// Calls are refused until `until` (for good if the cool-down is past the clock's range).
+    Open { until: Option<Instant> },
     /// One probe is in flight; other calls are refused.
     HalfOpen,
 }
@@ -82,7 +82,7 @@ impl Breaker {
         let mut phase = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
         let probe = match *phase {
             Phase::Closed { .. } => false,
-            Phase::Open { until } if Instant::now() >= until => {
+            Phase::Open { until: Some(until) } if Instant::now() >= until => {
                 *phase = Phase::HalfOpen;
                 true
             }
@@ -133,7 +133,7 @@ impl Breaker {
         };
         if open {
             *phase = Phase::Open {
-                until: Instant::now() + self.cool_down,
+                until: Instant::now().checked_add(self.cool_down),
             };
             self.opens.fetch_add(1, Ordering::Relaxed);
         }
@@ -235,6 +235,14 @@ mod tests {
         assert!(breaker.admit().is_err());
         tokio::time::advance(COOL_DOWN).await;
         assert!(breaker.admit().is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_endless_cool_down_does_not_overflow() {
+        let breaker = Breaker::new(1, Duration::MAX);
+        fail(&breaker);
+        tokio::time::advance(Duration::from_secs(365 * 24 * 3600)).await;
+        assert!(breaker.admit().is_err());
     }
 
     #[tokio::test(start_paused = true)]

@@ -9,6 +9,10 @@ use super::RedisStore;
 use crate::Error;
 use crate::store::StoreError;
 
+/// The longest command or connect timeout: anything longer is no timeout in practice, and the
+/// bound keeps every deadline computed from it inside the clock's range.
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// How a [`RedisStore`] uses its connections: key prefix, command timeout, circuit breaker.
 ///
 /// [`RedisStore::builder`] sets these through its own methods; build them yourself only for
@@ -64,9 +68,9 @@ impl RedisOptions {
     /// The most one Redis command may take (default 100 ms); a slower one fails with
     /// [`StoreError::Timeout`]. Commands that page through keys
     /// ([`clear`](crate::store::Store::clear), [`RedisStore::delete_pattern`]) get this
-    /// bound per page. Zero is raised to 1 ms.
+    /// bound per page. It is kept between 1 ms and 1 hour.
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
-        self.command_timeout = timeout.max(Duration::from_millis(1));
+        self.command_timeout = timeout.clamp(Duration::from_millis(1), MAX_TIMEOUT);
         self
     }
 
@@ -142,9 +146,9 @@ impl RedisStoreBuilder {
 
     /// The most a connection attempt may take, TCP handshake and the `HELLO`/`AUTH`/`SELECT`
     /// that follow (default 1 s). [`build`](Self::build) fails after this long if Redis cannot
-    /// be reached.
+    /// be reached. It is kept between 1 ms and 1 hour.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout.max(Duration::from_millis(1));
+        self.connect_timeout = timeout.clamp(Duration::from_millis(1), MAX_TIMEOUT);
         self
     }
 
@@ -179,7 +183,7 @@ impl RedisStoreBuilder {
             connection.max_command_attempts = 1;
             // A connection with no answer for this long is closed and reopened, so a silently
             // dead peer (no TCP reset) is noticed without waiting for TCP's own timeouts.
-            let unresponsive = connect_timeout.max(command_timeout * 4);
+            let unresponsive = connect_timeout.max(command_timeout.saturating_mul(4));
             connection.unresponsive.max_timeout = Some(unresponsive);
             connection.unresponsive.interval = (unresponsive / 2).max(Duration::from_millis(10));
         });
@@ -196,7 +200,7 @@ impl RedisStoreBuilder {
             .build_pool(self.pool_size)
             .map_err(|error| Error::Config(format!("invalid Redis configuration: {error}")))?;
         // Bounded twice over: the TCP connection and then the handshake commands.
-        match tokio::time::timeout(connect_timeout * 2, pool.init()).await {
+        match tokio::time::timeout(connect_timeout.saturating_mul(2), pool.init()).await {
             Ok(Ok(_connection_task)) => {}
             Ok(Err(error)) => {
                 return Err(Error::Store(StoreError::Unavailable(format!(
@@ -313,6 +317,16 @@ mod tests {
         assert_eq!(redact("redis://:secret@host"), "redis://:***@host");
         assert_eq!(redact("redis://host:6379"), "redis://host:6379");
         assert_eq!(redact("nonsense"), "nonsense");
+    }
+
+    #[test]
+    fn timeouts_stay_in_range() {
+        let options = RedisOptions::new().command_timeout(Duration::MAX);
+        assert_eq!(options.command_timeout, MAX_TIMEOUT);
+        let options = RedisOptions::new().command_timeout(Duration::ZERO);
+        assert_eq!(options.command_timeout, Duration::from_millis(1));
+        let builder = RedisStore::builder("redis://h").connect_timeout(Duration::MAX);
+        assert_eq!(builder.connect_timeout, MAX_TIMEOUT);
     }
 
     #[test]
