@@ -115,7 +115,12 @@ impl Breaker {
 
     fn succeeded(&self) {
         let mut phase = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
+        let was_open = !matches!(*phase, Phase::Closed { .. });
         *phase = Phase::Closed { failures: 0 };
+        drop(phase);
+        if was_open {
+            crate::log::breaker_closed();
+        }
     }
 
     fn failed(&self, probe: bool) {
@@ -136,6 +141,8 @@ impl Breaker {
                 until: Instant::now().checked_add(self.cool_down),
             };
             self.opens.fetch_add(1, Ordering::Relaxed);
+            drop(phase);
+            crate::log::breaker_opened(self.cool_down);
         }
     }
 }
