@@ -159,6 +159,15 @@ impl Cache {
     /// |---|---|
     /// | `memory://` | [`MemoryStore`]; `max_entries=N`, `max_bytes=N` (a number of bytes, or with `KiB`, `MiB`, `GiB`) |
     /// | `dummy://` | [`DummyStore`] |
+    /// | `redis://`, `redis+cluster://`, `redis+sentinel://` | `RedisStore` (`redis` feature); see below |
+    ///
+    /// A Redis URL is `RedisStore::builder`'s URL (with its
+    /// `node`, `sentinelServiceName`, `sentinelUsername` and `sentinelPassword` parameters) and
+    /// takes the store settings `store_prefix`, `command_timeout_ms`, `connect_timeout_ms`,
+    /// `pool_size`, `failure_threshold` and `cool_down_ms`, for example
+    /// `redis://cache.internal:6379/0?store_prefix=shop&command_timeout_ms=50&key_prefix=v2`.
+    /// Building it connects to Redis. Without the `redis` feature these URLs are an error that
+    /// says so.
     ///
     /// Every scheme also takes the cache settings `timeout` (seconds, fractions allowed, or
     /// `never`), `key_prefix`, `version` and `ignore_errors` (`true`/`false`). An unknown
@@ -178,9 +187,26 @@ impl Cache {
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| config(format!("{url:?} is not a URL of the form scheme://…")))?;
-        let (_location, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let mut params = Params::parse(query)?;
-        let store: Arc<dyn Store> = match scheme.to_ascii_lowercase().as_str() {
+        let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let scheme = scheme.to_ascii_lowercase();
+        let redis = scheme.starts_with("redis") || scheme.starts_with("valkey");
+        let passthrough: &[&str] = if redis { REDIS_URL_PARAMS } else { &[] };
+        let (mut params, passed) = Params::parse(query, passthrough)?;
+        // The cache settings are read first, so that a bad one fails before a store connects.
+        let timeout = params
+            .take("timeout")
+            .map(|value| parse_timeout(&value))
+            .transpose()?;
+        let key_prefix = params.take("key_prefix");
+        let version = params
+            .take("version")
+            .map(|value| parse_number("version", &value))
+            .transpose()?;
+        let ignore_errors = params
+            .take("ignore_errors")
+            .map(|value| parse_bool("ignore_errors", &value))
+            .transpose()?;
+        let store: Arc<dyn Store> = match scheme.as_str() {
             "memory" | "locmem" => {
                 let mut builder = MemoryStore::builder();
                 if let Some(value) = params.take("max_entries") {
@@ -192,46 +218,122 @@ impl Cache {
                 Arc::new(builder.build())
             }
             "dummy" => Arc::new(DummyStore),
-            "redis" | "rediss" | "redis+sentinel" | "redis+cluster" => {
-                return Err(config(format!(
-                    "{scheme}:// needs the Redis store, which this version does not include yet"
-                )));
-            }
+            _ if redis => redis_store(&scheme, location, &passed, &mut params).await?,
             other => return Err(config(format!("unknown cache scheme {other:?}"))),
         };
-        let mut builder = CacheBuilder::from_arc(store);
-        if let Some(value) = params.take("timeout") {
-            builder = builder.default_timeout(parse_timeout(&value)?);
-        }
-        if let Some(value) = params.take("key_prefix") {
-            builder = builder.key_prefix(value);
-        }
-        if let Some(value) = params.take("version") {
-            builder = builder.version(parse_number("version", &value)?);
-        }
-        if let Some(value) = params.take("ignore_errors") {
-            builder = builder.ignore_errors(parse_bool("ignore_errors", &value)?);
-        }
         params.finish()?;
+        let mut builder = CacheBuilder::from_arc(store);
+        if let Some(timeout) = timeout {
+            builder = builder.default_timeout(timeout);
+        }
+        if let Some(key_prefix) = key_prefix {
+            builder = builder.key_prefix(key_prefix);
+        }
+        if let Some(version) = version {
+            builder = builder.version(version);
+        }
+        if let Some(ignore_errors) = ignore_errors {
+            builder = builder.ignore_errors(ignore_errors);
+        }
         Ok(builder.build())
     }
+}
+
+/// Parameters of a Redis URL that belong to the Redis client (and may repeat, like `node`).
+const REDIS_URL_PARAMS: &[&str] = &[
+    "node",
+    "sentinelServiceName",
+    "sentinelUsername",
+    "sentinelPassword",
+];
+
+/// The store of a `redis…://` URL: the builder's URL is the scheme, the location and the
+/// `passed` parameters; the store settings come from `params`.
+#[cfg(feature = "redis")]
+async fn redis_store(
+    scheme: &str,
+    location: &str,
+    passed: &[(String, String)],
+    params: &mut Params,
+) -> Result<Arc<dyn Store>, Error> {
+    use crate::store::RedisStore;
+    use std::time::Duration;
+
+    let mut url = format!("{scheme}://{location}");
+    if !passed.is_empty() {
+        url.push('?');
+        url.push_str(
+            &form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(passed)
+                .finish(),
+        );
+    }
+    let millis = |name: &str, value: &str| parse_number(name, value).map(Duration::from_millis);
+    let mut builder = RedisStore::builder(url);
+    if let Some(value) = params.take("store_prefix") {
+        builder = builder.prefix(value);
+    }
+    if let Some(value) = params.take("command_timeout_ms") {
+        builder = builder.command_timeout(millis("command_timeout_ms", &value)?);
+    }
+    if let Some(value) = params.take("connect_timeout_ms") {
+        builder = builder.connect_timeout(millis("connect_timeout_ms", &value)?);
+    }
+    if let Some(value) = params.take("pool_size") {
+        builder = builder.pool_size(parse_number("pool_size", &value)?);
+    }
+    let failures = params
+        .take("failure_threshold")
+        .map(|value| parse_number("failure_threshold", &value))
+        .transpose()?;
+    let cool_down = params
+        .take("cool_down_ms")
+        .map(|value| millis("cool_down_ms", &value))
+        .transpose()?;
+    if failures.is_some() || cool_down.is_some() {
+        builder = builder.breaker(
+            failures.unwrap_or(RedisStore::DEFAULT_FAILURE_THRESHOLD),
+            cool_down.unwrap_or(RedisStore::DEFAULT_COOL_DOWN),
+        );
+    }
+    // Unknown parameters fail before connecting.
+    params.check_empty()?;
+    Ok(Arc::new(builder.build().await?))
+}
+
+/// Without the `redis` feature, a Redis URL is an error that says how to get one.
+#[cfg(not(feature = "redis"))]
+async fn redis_store(
+    scheme: &str,
+    _location: &str,
+    _passed: &[(String, String)],
+    _params: &mut Params,
+) -> Result<Arc<dyn Store>, Error> {
+    Err(config(format!(
+        "{scheme}:// needs the Redis store: enable the `redis` feature of axum-cache"
+    )))
 }
 
 /// Query parameters of a cache URL, consumed one by one; leftovers are an error.
 struct Params(BTreeMap<String, String>);
 
 impl Params {
-    fn parse(query: &str) -> Result<Params, Error> {
+    /// Parses `query`, setting aside (in order, repeats allowed) the parameters named in
+    /// `passthrough`.
+    fn parse(query: &str, passthrough: &[&str]) -> Result<(Params, Vec<(String, String)>), Error> {
         let mut params = BTreeMap::new();
+        let mut passed = Vec::new();
         for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-            if params
+            if passthrough.contains(&name.as_ref()) {
+                passed.push((name.into_owned(), value.into_owned()));
+            } else if params
                 .insert(name.to_string(), value.into_owned())
                 .is_some()
             {
                 return Err(config(format!("parameter {name:?} is given twice")));
             }
         }
-        Ok(Params(params))
+        Ok((Params(params), passed))
     }
 
     fn take(&mut self, name: &str) -> Option<String> {
@@ -239,6 +341,11 @@ impl Params {
     }
 
     fn finish(self) -> Result<(), Error> {
+        self.check_empty()
+    }
+
+    /// Fails if a parameter is left: one nothing took is unknown.
+    fn check_empty(&self) -> Result<(), Error> {
         match self.0.keys().next() {
             Some(name) => Err(config(format!("unknown parameter {name:?}"))),
             None => Ok(()),
@@ -350,11 +457,39 @@ mod tests {
             ("memory://?max_entries=ten", "max_entries"),
             ("memory://?version=1&version=2", "given twice"),
             ("dummy://?ignore_errors=maybe", "ignore_errors"),
-            ("redis://127.0.0.1:6379", "Redis"),
         ] {
             let error = Cache::from_url(url).await.unwrap_err().to_string();
             assert!(error.contains(needle), "{url}: {error}");
         }
+    }
+
+    #[cfg(not(feature = "redis"))]
+    #[tokio::test]
+    async fn redis_urls_need_the_feature() {
+        let error = Cache::from_url("redis://127.0.0.1:6379").await.unwrap_err();
+        assert!(error.to_string().contains("`redis` feature"), "{error}");
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn redis_settings_are_checked_before_connecting() {
+        // Nothing listens on port 9: each of these must fail on its parameters alone.
+        for (url, needle) in [
+            ("redis://127.0.0.1:9?pool_size=many", "pool_size"),
+            ("redis://127.0.0.1:9?cool_down_ms=-1", "cool_down_ms"),
+            ("redis://127.0.0.1:9?store_prefix=", "prefix"),
+            ("redis://127.0.0.1:9?timeout=soon", "timeout"),
+            ("redis://127.0.0.1:9?bogus=1", "unknown parameter \"bogus\""),
+            ("rediss://127.0.0.1:9", "TLS"),
+        ] {
+            let error = Cache::from_url(url).await.unwrap_err().to_string();
+            assert!(error.contains(needle), "{url}: {error}");
+        }
+        let params = Params::parse("node=a:1&version=2&node=b:2", REDIS_URL_PARAMS).unwrap();
+        assert_eq!(
+            params.1,
+            [("node".into(), "a:1".into()), ("node".into(), "b:2".into())]
+        );
     }
 
     #[test]

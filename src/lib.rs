@@ -7,11 +7,12 @@
 //! | keep computed values (query results, counters, rendered snippets) | [`Cache`]: `get`, `set`, `get_or_set`, `incr`, … | `django.core.cache.cache` |
 //! | choose between several caches by name, from configuration | [`Caches`], [`Cache::from_url`] | `CACHES`, `caches[...]` |
 //! | keep entries in this process, bounded | [`store::MemoryStore`] | `LocMemCache` |
+//! | share entries between processes and machines | `store::RedisStore` (`redis` feature) | `RedisCache` |
 //! | switch caching off without touching code | [`store::DummyStore`] | `DummyCache` |
 //! | plug in your own backend | the [`store::Store`] trait and its [conformance suite](store::conformance) | a custom backend |
 //!
 //! Response caching (`cache_page`, the per-site layers), client-side caching headers,
-//! conditional requests, a Redis store and stampede protection build on this foundation.
+//! conditional requests and stampede protection build on this foundation.
 //!
 //! # Quick start
 //!
@@ -53,6 +54,7 @@
 //! | Feature | Enables |
 //! |---|---|
 //! | `tracing` | `tracing` events for store failures and values that no longer decode |
+//! | `redis` | `store::RedisStore`: Redis (standalone, Cluster, Sentinel) through `fred` |
 //!
 //! The default build needs no server.
 //!

@@ -23,3 +23,22 @@ pub(crate) fn no_runtime() {
     #[cfg(feature = "tracing")]
     tracing::warn!("no tokio runtime to write the cached response; not stored");
 }
+
+/// The Redis store's circuit breaker opened: calls fail fast until a probe succeeds.
+#[cfg(feature = "redis")]
+pub(crate) fn breaker_opened(cool_down: std::time::Duration) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        ?cool_down,
+        "Redis keeps failing; failing cache calls fast for a while"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = cool_down;
+}
+
+/// The Redis store's circuit breaker closed again: Redis answers.
+#[cfg(feature = "redis")]
+pub(crate) fn breaker_closed() {
+    #[cfg(feature = "tracing")]
+    tracing::info!("Redis answers again; cache calls go through");
+}

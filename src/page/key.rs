@@ -103,10 +103,13 @@ impl<'a> Url<'a> {
 
 /// Characters of a host name, IP literal or port. Anything else (`/`, `@`, spaces) would make the
 /// boundary between host and path ambiguous, so such a request is not cached.
+// A `u8` always indexes a 256-entry table.
+#[allow(clippy::indexing_slicing)]
 fn is_host_byte(byte: u8) -> bool {
     HOST_BYTES[usize::from(byte)]
 }
 
+#[allow(clippy::indexing_slicing)]
 const HOST_BYTES: [bool; 256] = {
     let mut table = [false; 256];
     let mut byte = 0;
@@ -120,6 +123,7 @@ const HOST_BYTES: [bool; 256] = {
 };
 
 /// Bytes copied into keys as they are: printable ASCII except `%`, the escape character.
+#[allow(clippy::indexing_slicing)]
 const PLAIN_BYTES: [bool; 256] = {
     let mut table = [false; 256];
     let mut byte = 0;
@@ -232,6 +236,8 @@ fn push_escaped_slow(key: &mut String, bytes: &[u8]) {
     }
 }
 
+// A `u8` always indexes a 256-entry table.
+#[allow(clippy::indexing_slicing)]
 fn is_plain(byte: u8) -> bool {
     PLAIN_BYTES[usize::from(byte)]
 }

@@ -17,9 +17,14 @@ use bytes::Bytes;
 pub mod conformance;
 mod dummy;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 pub use dummy::DummyStore;
 pub use memory::{MemoryStore, MemoryStoreBuilder};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::{RedisLock, RedisOptions, RedisStats, RedisStore, RedisStoreBuilder};
 
 /// The future returned by every [`Store`] method: boxed so that the trait stays object-safe and a
 /// [`Cache`](crate::Cache) can hold any store as `Arc<dyn Store>`.

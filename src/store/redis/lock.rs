@@ -1,0 +1,115 @@
+//! A lock held in Redis: [`RedisLock`].
+
+use std::fmt;
+use std::time::Duration;
+
+use fred::prelude::{Key, Value};
+
+use super::{RedisStore, int_reply, lock_millis};
+use crate::store::StoreError;
+
+/// Deletes the lock only if it still holds this holder's token.
+const RELEASE: &str = "\
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0";
+
+/// Gives the lock a new expiry only if it still holds this holder's token.
+const EXTEND: &str = "\
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0";
+
+/// A lock acquired with [`RedisStore::lock`]: a key holding a random token, with an expiry.
+///
+/// Only the holder can [`release`](RedisLock::release) or [`extend`](RedisLock::extend) it: both
+/// compare the stored token with this one and act in the same atomic step (a Lua script), so a
+/// holder whose lock expired and was taken by someone else cannot remove or prolong the new
+/// holder's lock. Dropping a `RedisLock` does not release it; the expiry does.
+///
+/// This is a single-instance lock (one Redis, or the one primary that owns the key in a
+/// cluster): good for keeping a herd of processes from computing the same value at once, not a
+/// guarantee of mutual exclusion through failovers or long pauses. Pick an expiry longer than
+/// the work it guards, or extend it while working.
+#[must_use = "a lock is released by calling `release`, or when it expires"]
+pub struct RedisLock {
+    store: RedisStore,
+    key: String,
+    redis_key: Key,
+    token: String,
+}
+
+impl RedisLock {
+    pub(super) fn new(store: RedisStore, key: String, redis_key: Key, token: String) -> Self {
+        RedisLock {
+            store,
+            key,
+            redis_key,
+            token,
+        }
+    }
+
+    /// The key this lock was taken on, as given to [`RedisStore::lock`].
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Releases the lock. Returns `false` if it was no longer ours (it expired, and perhaps was
+    /// taken by someone else, whose lock is left alone).
+    pub async fn release(self) -> Result<bool, StoreError> {
+        let args = vec![Value::from(self.token.as_str())];
+        let reply = self
+            .store
+            .eval(RELEASE, vec![self.redis_key.clone()], args)
+            .await?;
+        Ok(int_reply(reply)? > 0)
+    }
+
+    /// Sets the lock to expire `ttl` from now (at least 1 ms). Returns `false` if it was no
+    /// longer ours, in which case nothing changed.
+    pub async fn extend(&self, ttl: Duration) -> Result<bool, StoreError> {
+        let args = vec![
+            Value::from(self.token.as_str()),
+            Value::from(lock_millis(ttl)),
+        ];
+        let reply = self
+            .store
+            .eval(EXTEND, vec![self.redis_key.clone()], args)
+            .await?;
+        Ok(int_reply(reply)? > 0)
+    }
+}
+
+impl fmt::Debug for RedisLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisLock")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// 128 random bits from the operating system, in hex: a token no other holder can guess or
+/// repeat.
+pub(super) fn token() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes).map_err(|error| {
+        StoreError::Backend(format!("no randomness for a lock token: {error}").into())
+    })?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_long_and_distinct() {
+        let first = token().unwrap();
+        let second = token().unwrap();
+        assert_eq!(first.len(), 32);
+        assert!(first.bytes().all(|byte| byte.is_ascii_hexdigit()));
+        assert_ne!(first, second);
+    }
+}

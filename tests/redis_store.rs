@@ -1,0 +1,703 @@
+//! `RedisStore` against real servers: the conformance suite on a standalone server and on a
+//! three-primary cluster, prefixes, pattern deletes, foreign data, the lock, and outages.
+#![cfg(feature = "redis")]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum_cache::store::conformance::{self, TestClock};
+use axum_cache::store::{RedisOptions, RedisStore, Store, StoreError};
+use axum_cache::{Cache, Timeout};
+use bytes::Bytes;
+use support::redis::{self, RedisServer};
+
+/// Generous: these tests check behaviour, not speed, on a busy two-core machine.
+const RELAXED: Duration = Duration::from_secs(5);
+
+fn b(value: &str) -> Bytes {
+    Bytes::copy_from_slice(value.as_bytes())
+}
+
+async fn store(url: &str, prefix: &str) -> RedisStore {
+    RedisStore::builder(url)
+        .prefix(prefix)
+        .command_timeout(RELAXED)
+        .build()
+        .await
+        .expect("connects")
+}
+
+/// Polls `attempt` until it returns true, failing after `deadline`.
+async fn eventually<F, Fut>(deadline: Duration, what: &str, mut attempt: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if attempt().await {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < deadline, "{what} within {deadline:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+mod standalone {
+    use super::*;
+
+    #[tokio::test]
+    async fn conforms() {
+        let Some(redis) = redis::redis() else { return };
+        let store = store(&redis.url(), "conformance").await;
+        conformance::run(&store, &TestClock::new(tokio::time::sleep)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conforms_under_concurrency() {
+        let Some(redis) = redis::redis() else { return };
+        let store = store(&redis.url(), "concurrency").await;
+        conformance::run_concurrent(Arc::new(store)).await;
+    }
+
+    #[tokio::test]
+    async fn prefixes_isolate_and_clear_only_its_own() {
+        let Some(redis) = redis::redis() else { return };
+        let url = redis.url();
+        let ours = store(&url, "iso:ours").await;
+        let theirs = store(&url, "iso:theirs").await;
+        // Glob characters in a prefix match only themselves.
+        let starred = store(&url, "iso:o*").await;
+        for store in [&ours, &theirs, &starred] {
+            store.clear().await.unwrap();
+            store.set("k", b(store.prefix()), None).await.unwrap();
+        }
+        assert_eq!(ours.get("k").await.unwrap(), Some(b("iso:ours")));
+        assert_eq!(theirs.get("k").await.unwrap(), Some(b("iso:theirs")));
+        redis.cli(&["SET", "iso:oursx", "foreign"]);
+        redis.cli(&["SET", "iso:ours", "foreign"]);
+        redis.cli(&["SET", "iso:foreign", "foreign"]);
+
+        starred.clear().await.unwrap();
+        assert_eq!(starred.get("k").await.unwrap(), None);
+        assert_eq!(
+            ours.get("k").await.unwrap(),
+            Some(b("iso:ours")),
+            "o* is literal"
+        );
+
+        ours.clear().await.unwrap();
+        assert_eq!(ours.get("k").await.unwrap(), None);
+        assert_eq!(theirs.get("k").await.unwrap(), Some(b("iso:theirs")));
+        for key in ["iso:oursx", "iso:ours", "iso:foreign"] {
+            assert_eq!(redis.cli(&["GET", key]), "foreign", "{key} kept");
+        }
+        assert_eq!(
+            redis.cli(&["GET", "iso:ours:k"]),
+            "",
+            "stored as prefix:key"
+        );
+        assert_eq!(redis.cli(&["GET", "iso:theirs:k"]), "iso:theirs");
+    }
+
+    #[tokio::test]
+    async fn clear_pages_through_many_keys() {
+        let Some(redis) = redis::redis() else { return };
+        let store = store(&redis.url(), "many").await;
+        let entries: Vec<(String, Bytes)> = (0..2500).map(|i| (format!("k{i}"), b("v"))).collect();
+        assert!(store.set_many(entries, None).await.unwrap().is_empty());
+        redis.cli(&["SET", "manyother", "kept"]);
+        store.clear().await.unwrap();
+        assert!(!store.has_key("k0").await.unwrap());
+        assert!(!store.has_key("k2499").await.unwrap());
+        assert_eq!(redis.cli(&["GET", "manyother"]), "kept");
+    }
+
+    #[tokio::test]
+    async fn delete_pattern_removes_matches_in_this_prefix_only() {
+        let Some(redis) = redis::redis() else { return };
+        let url = redis.url();
+        let store = store(&url, "pat").await;
+        let other = store_with_same_keys(&url).await;
+        for key in ["user:1", "user:2", "user:1:posts", "post:1", "users"] {
+            store.set(key, b("v"), None).await.unwrap();
+        }
+        assert_eq!(store.delete_pattern("user:*").await.unwrap(), 3);
+        assert_eq!(store.delete_pattern("user:*").await.unwrap(), 0);
+        assert!(store.has_key("post:1").await.unwrap());
+        assert!(store.has_key("users").await.unwrap());
+        assert!(
+            other.has_key("user:1").await.unwrap(),
+            "other prefix untouched"
+        );
+        assert_eq!(store.delete_pattern("?ost:[0-9]").await.unwrap(), 1);
+
+        store.set("a*b", b("v"), None).await.unwrap();
+        store.set("axb", b("v"), None).await.unwrap();
+        assert_eq!(store.delete_pattern(r"a\*b").await.unwrap(), 1);
+        assert!(store.has_key("axb").await.unwrap());
+    }
+
+    async fn store_with_same_keys(url: &str) -> RedisStore {
+        let other = store(url, "pat-other").await;
+        other.set("user:1", b("v"), None).await.unwrap();
+        other
+    }
+
+    #[tokio::test]
+    async fn keys_and_values_are_binary_safe() {
+        let Some(redis) = redis::redis() else { return };
+        let store = store(&redis.url(), "bin").await;
+        let every_byte: Bytes = (0..=255u8).rev().collect::<Vec<_>>().into();
+        let keys = [
+            "nul\0inside",
+            "crlf\r\n*3\r\n$3\r\nDEL\r\n",
+            "spaces and\ttabs",
+            "glob*?[x]\\",
+            "ключ😀",
+            "",
+        ];
+        for key in keys {
+            store.set(key, every_byte.clone(), None).await.unwrap();
+            assert_eq!(
+                store.get(key).await.unwrap(),
+                Some(every_byte.clone()),
+                "{key:?}"
+            );
+        }
+        let many: Vec<String> = keys.iter().map(|key| (*key).to_owned()).collect();
+        let found = store.get_many(&many).await.unwrap();
+        assert!(
+            found
+                .iter()
+                .all(|value| value.as_ref() == Some(&every_byte))
+        );
+        assert_eq!(store.delete_pattern(r"glob\*\?\[x\]\\").await.unwrap(), 1);
+        assert_eq!(
+            store.delete_many(&many).await.unwrap(),
+            keys.len() as u64 - 1
+        );
+        // A value that is not UTF-8 and looks like a number to no one.
+        store
+            .set("n", Bytes::from_static(&[0xff, b'1']), None)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.incr("n", 1).await,
+            Err(StoreError::NotAnInteger)
+        ));
+    }
+
+    #[tokio::test]
+    async fn foreign_data_is_an_error_or_a_miss_never_a_panic() {
+        let Some(redis) = redis::redis() else { return };
+        let store = store(&redis.url(), "junk").await;
+        redis.cli(&["HSET", "junk:hash", "field", "value"]);
+        redis.cli(&["RPUSH", "junk:list", "a", "b"]);
+        redis.cli(&["SET", "junk:text", "forty-two"]);
+        redis.cli(&["SET", "junk:float", "12.5"]);
+        redis.cli(&["SET", "junk:huge", "99999999999999999999"]);
+        redis.cli(&["SET", "junk:spaced", " 7"]);
+
+        assert!(matches!(
+            store.get("hash").await,
+            Err(StoreError::Backend(_))
+        ));
+        assert!(matches!(
+            store.get("list").await,
+            Err(StoreError::Backend(_))
+        ));
+        let found = store
+            .get_many(&["hash".to_owned(), "text".to_owned(), "list".to_owned()])
+            .await
+            .unwrap();
+        assert_eq!(found, [None, Some(b("forty-two")), None]);
+        for key in ["hash", "list", "text", "float", "huge", "spaced"] {
+            let error = store.incr(key, 1).await.unwrap_err();
+            assert!(
+                matches!(error, StoreError::NotAnInteger),
+                "{key}: {error:?}"
+            );
+        }
+        assert_eq!(
+            redis.cli(&["GET", "junk:text"]),
+            "forty-two",
+            "incr changed nothing"
+        );
+        assert!(store.has_key("hash").await.unwrap());
+        assert!(
+            store
+                .touch("list", Some(Duration::from_secs(60)))
+                .await
+                .unwrap()
+        );
+        assert!(store.touch("hash", None).await.unwrap());
+        assert!(!store.add("hash", b("mine"), None).await.unwrap());
+        store.set("hash", b("mine"), None).await.unwrap();
+        assert_eq!(
+            store.get("hash").await.unwrap(),
+            Some(b("mine")),
+            "set overwrites"
+        );
+        assert!(store.delete("list").await.unwrap());
+        store.clear().await.unwrap();
+        assert_eq!(redis.cli(&["EXISTS", "junk:float"]), "0");
+    }
+
+    #[tokio::test]
+    async fn touch_reports_existence_whatever_the_expiry() {
+        let Some(redis) = redis::redis() else { return };
+        let store = store(&redis.url(), "touch").await;
+        store.set("persistent", b("v"), None).await.unwrap();
+        // PERSIST alone would answer 0 here.
+        assert!(store.touch("persistent", None).await.unwrap());
+        assert!(!store.touch("missing", None).await.unwrap());
+        store
+            .set("k", b("v"), Some(Duration::from_secs(60)))
+            .await
+            .unwrap();
+        assert!(store.touch("k", None).await.unwrap());
+        assert_eq!(redis.cli(&["TTL", "touch:k"]), "-1");
+        assert!(
+            store
+                .touch("k", Some(Duration::from_millis(1500)))
+                .await
+                .unwrap()
+        );
+        let pttl: i64 = redis.cli(&["PTTL", "touch:k"]).parse().unwrap();
+        assert!((1..=1500).contains(&pttl), "{pttl}");
+        // Sub-millisecond TTLs are rounded up, not down to "delete".
+        store
+            .set("tiny", b("v"), Some(Duration::from_micros(1)))
+            .await
+            .unwrap();
+        assert_eq!(redis.cli(&["EXISTS", "touch:missing"]), "0");
+    }
+
+    #[tokio::test]
+    async fn flush_db_empties_the_whole_database() {
+        let Some(server) = redis::own_server() else {
+            return;
+        };
+        let store = store(&server.url(), "flush").await;
+        store.set("k", b("v"), None).await.unwrap();
+        server.cli(&["SET", "foreign", "v"]);
+        store.flush_db().await.unwrap();
+        assert_eq!(server.cli(&["DBSIZE"]), "0");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn exactly_one_concurrent_locker_wins() {
+        let Some(redis) = redis::redis() else { return };
+        let store = store(&redis.url(), "locks").await;
+        store.clear().await.unwrap();
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.lock("job", Duration::from_secs(30)).await })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            if let Some(lock) = task.await.unwrap().unwrap() {
+                winners.push(lock);
+            }
+        }
+        assert_eq!(winners.len(), 1, "exactly one winner");
+        let lock = winners.pop().unwrap();
+        assert_eq!(lock.key(), "job");
+        assert!(store.lock("job", RELAXED).await.unwrap().is_none());
+        assert!(lock.release().await.unwrap());
+        assert!(
+            store.lock("job", RELAXED).await.unwrap().is_some(),
+            "free again"
+        );
+
+        // Extreme expiries are clamped into what Redis accepts, never an error.
+        let forever = store.lock("forever", Duration::MAX).await.unwrap().unwrap();
+        assert!(forever.extend(Duration::MAX).await.unwrap());
+        assert!(
+            forever.extend(Duration::ZERO).await.unwrap(),
+            "1 ms at least"
+        );
+    }
+
+    #[tokio::test]
+    async fn only_the_holder_releases_or_extends() {
+        let Some(redis) = redis::redis() else { return };
+        let store = store(&redis.url(), "holder").await;
+        store.clear().await.unwrap();
+        let first = store
+            .lock("job", Duration::from_millis(200))
+            .await
+            .unwrap()
+            .expect("free");
+        // Once the first lock expires, another holder can take it.
+        let started = Instant::now();
+        let second = loop {
+            if let Some(lock) = store.lock("job", Duration::from_secs(30)).await.unwrap() {
+                break lock;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the expired lock is taken"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(
+            !first.extend(Duration::from_secs(60)).await.unwrap(),
+            "not ours"
+        );
+        assert!(!first.release().await.unwrap(), "not ours");
+        assert!(
+            store.lock("job", RELAXED).await.unwrap().is_none(),
+            "still held"
+        );
+
+        assert!(second.extend(Duration::from_secs(120)).await.unwrap());
+        let pttl: i64 = redis.cli(&["PTTL", "holder:job"]).parse().unwrap();
+        assert!(pttl > 60_000, "extended: {pttl}");
+        assert!(second.release().await.unwrap());
+        assert_eq!(redis.cli(&["EXISTS", "holder:job"]), "0");
+    }
+
+    #[tokio::test]
+    async fn a_store_over_your_own_pool() {
+        use fred::prelude::{Builder, ClientLike, Config};
+        let Some(redis) = redis::redis() else { return };
+        let pool = Builder::from_config(Config::from_url(&redis.url()).unwrap())
+            .build_pool(2)
+            .unwrap();
+        pool.init().await.unwrap();
+        let store =
+            RedisStore::from_pool(pool.clone(), RedisOptions::new().prefix("pool")).unwrap();
+        store.set("k", b("v"), None).await.unwrap();
+        assert_eq!(redis.cli(&["GET", "pool:k"]), "v");
+        assert!(RedisStore::from_pool(pool.clone(), RedisOptions::new().prefix("")).is_err());
+        drop(store);
+        // The store never closes a pool it did not make.
+        let still: Option<String> = fred::prelude::KeysInterface::get(&pool, "pool:k")
+            .await
+            .unwrap();
+        assert_eq!(still.as_deref(), Some("v"));
+    }
+
+    #[tokio::test]
+    async fn cache_urls_build_a_redis_store() {
+        let Some(redis) = redis::redis() else { return };
+        let url = format!(
+            "{}/0?store_prefix=fromurl&command_timeout_ms=2000&connect_timeout_ms=2000\
+             &pool_size=2&failure_threshold=3&cool_down_ms=500&key_prefix=app&timeout=60",
+            redis.url()
+        );
+        let cache = Cache::from_url(&url).await.unwrap();
+        cache
+            .set("greeting", "hello", Timeout::Default)
+            .await
+            .unwrap();
+        assert_eq!(
+            cache.get::<String>("greeting").await.unwrap().as_deref(),
+            Some("hello")
+        );
+        assert_eq!(redis.cli(&["EXISTS", "fromurl:app:1:greeting"]), "1");
+        let ttl: i64 = redis
+            .cli(&["TTL", "fromurl:app:1:greeting"])
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&ttl), "{ttl}");
+        let debug = format!("{cache:?}");
+        assert!(debug.contains("RedisStore"), "{debug}");
+        assert!(debug.contains("command_timeout: 2s"), "{debug}");
+        for (bad, needle) in [
+            ("?pool_size=many", "pool_size"),
+            ("?command_timeout_ms=", "command_timeout_ms"),
+            ("?store_prefix=", "prefix"),
+            ("?sotre_prefix=x", "unknown parameter"),
+        ] {
+            let error = Cache::from_url(&format!("{}{bad}", redis.url()))
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(needle), "{bad}: {error}");
+        }
+    }
+}
+
+mod configuration {
+    use super::*;
+
+    #[tokio::test]
+    async fn tls_and_unix_urls_are_refused_clearly() {
+        for (url, needle) in [
+            ("rediss://127.0.0.1:6380", "TLS"),
+            ("redis+unix:///tmp/redis.sock", "Unix"),
+            ("memcached://127.0.0.1", "not a Redis URL scheme"),
+        ] {
+            let error = RedisStore::builder(url)
+                .build()
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(needle), "{url}: {error}");
+        }
+        let error = Cache::from_url("rediss://127.0.0.1:6380")
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("TLS"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn building_without_a_server_fails_within_the_connect_timeout() {
+        // A port nobody listens on: bind it, read it, let it go.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let started = Instant::now();
+        let result = RedisStore::builder(format!("redis://127.0.0.1:{port}"))
+            .connect_timeout(Duration::from_millis(300))
+            .build()
+            .await;
+        assert!(
+            matches!(
+                result,
+                Err(axum_cache::Error::Store(
+                    StoreError::Unavailable(_) | StoreError::Timeout
+                ))
+            ),
+            "{result:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}
+
+mod cluster {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conforms_across_slots() {
+        let Some(cluster) = redis::cluster() else {
+            return;
+        };
+        let store = store(&cluster.url(), "cluster").await;
+        assert!(format!("{store:?}").contains("clustered: true"));
+        conformance::run(&store, &TestClock::new(tokio::time::sleep)).await;
+        conformance::run_concurrent(Arc::new(store.clone())).await;
+
+        // Keys spread over every primary.
+        store.clear().await.unwrap();
+        let keys: Vec<String> = (0..300).map(|i| format!("spread:{i}")).collect();
+        let entries = keys
+            .iter()
+            .map(|key| (key.clone(), Bytes::from(key.clone())))
+            .collect();
+        assert!(store.set_many(entries, None).await.unwrap().is_empty());
+        let counts = cluster.key_counts();
+        assert!(counts.iter().all(|&count| count > 0), "{counts:?}");
+        let found = store.get_many(&keys).await.unwrap();
+        for (key, value) in keys.iter().zip(&found) {
+            assert_eq!(value.as_deref(), Some(key.as_bytes()));
+        }
+
+        cluster.cli(&["SET", "foreign", "kept"]);
+        let other = super::store(&cluster.url(), "cluster-other").await;
+        other.set("spread:1", b("other"), None).await.unwrap();
+        assert_eq!(store.delete_pattern("spread:1*").await.unwrap(), 111);
+        assert_eq!(store.delete_many(&keys).await.unwrap(), 300 - 111);
+        assert!(
+            store
+                .set_many(vec![("a".into(), b("1")), ("b".into(), b("2"))], None)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        store.clear().await.unwrap();
+        assert_eq!(
+            store
+                .get_many(&["a".to_owned(), "b".to_owned()])
+                .await
+                .unwrap(),
+            [None, None]
+        );
+        assert_eq!(other.get("spread:1").await.unwrap(), Some(b("other")));
+        assert_eq!(cluster.cli(&["GET", "foreign"]), "kept");
+
+        let lock = store.lock("job", RELAXED).await.unwrap().expect("free");
+        assert!(store.lock("job", RELAXED).await.unwrap().is_none());
+        assert!(lock.release().await.unwrap());
+    }
+}
+
+mod sentinel {
+    use super::*;
+
+    #[tokio::test]
+    async fn connects_to_the_primary_that_sentinel_names() {
+        let Some(sentinel) = redis::sentinel() else {
+            return;
+        };
+        let store = store(&sentinel.url(), "sentinel").await;
+        store.set("k", b("v"), None).await.unwrap();
+        assert_eq!(sentinel.primary.cli(&["GET", "sentinel:k"]), "v");
+        assert!(store.add("n", b("1"), None).await.unwrap());
+        assert_eq!(store.incr("n", 41).await.unwrap(), 42);
+        assert_eq!(store.delete_pattern("*").await.unwrap(), 2);
+        let cache = Cache::from_url(&format!("{}&store_prefix=viaurl", sentinel.url()))
+            .await
+            .unwrap();
+        cache.set("k", "v", Timeout::Default).await.unwrap();
+        assert_eq!(sentinel.primary.cli(&["EXISTS", "viaurl::1:k"]), "1");
+    }
+}
+
+mod outages {
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_millis(200);
+    /// Scheduling slack on a busy machine.
+    const MARGIN: Duration = Duration::from_millis(150);
+
+    async fn fragile_store(server: &RedisServer, failures: u32) -> RedisStore {
+        RedisStore::builder(server.url())
+            .prefix("outage")
+            .command_timeout(TIMEOUT)
+            .breaker(failures, Duration::from_millis(500))
+            .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+            .build()
+            .await
+            .expect("connects")
+    }
+
+    fn is_outage(result: &Result<impl Sized, StoreError>) -> bool {
+        matches!(
+            result,
+            Err(StoreError::Timeout | StoreError::Unavailable(_))
+        )
+    }
+
+    async fn recovers(store: &RedisStore) -> Duration {
+        eventually(Duration::from_secs(10), "recovery", || async {
+            store.set("after", b("v"), None).await.is_ok()
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_killed_server_fails_fast_then_recovers_without_restart() {
+        let Some(mut server) = redis::own_server() else {
+            return;
+        };
+        let store = fragile_store(&server, 5).await;
+        store.set("k", b("v"), None).await.unwrap();
+        server.kill();
+
+        for attempt in 0..5 {
+            let started = Instant::now();
+            let result = store.get("k").await;
+            let took = started.elapsed();
+            assert!(is_outage(&result), "attempt {attempt}: {result:?}");
+            assert!(took <= TIMEOUT + MARGIN, "attempt {attempt} took {took:?}");
+        }
+        let stats = store.stats();
+        assert!(stats.breaker_open, "{stats:?}");
+        assert_eq!((stats.failures, stats.breaker_opens), (5, 1), "{stats:?}");
+
+        // Open: refused without asking Redis.
+        for _ in 0..100 {
+            let started = Instant::now();
+            assert!(matches!(
+                store.get("k").await,
+                Err(StoreError::Unavailable(_))
+            ));
+            assert!(started.elapsed() < Duration::from_millis(10));
+        }
+        assert!(store.stats().fast_failed >= 100);
+
+        server.restart();
+        let took = recovers(&store).await;
+        assert!(took < Duration::from_secs(5), "recovered after {took:?}");
+        assert_eq!(store.get("after").await.unwrap(), Some(b("v")));
+        assert!(!store.stats().breaker_open);
+    }
+
+    #[tokio::test]
+    async fn a_hung_server_costs_at_most_the_timeout_per_call() {
+        let Some(server) = redis::own_server() else {
+            return;
+        };
+        let store = fragile_store(&server, 3).await;
+        store.set("k", b("v"), None).await.unwrap();
+        server.pause();
+
+        for attempt in 0..3 {
+            let started = Instant::now();
+            let result = store.set("k", b("w"), None).await;
+            let took = started.elapsed();
+            assert!(
+                matches!(result, Err(StoreError::Timeout)),
+                "attempt {attempt}: {result:?}"
+            );
+            assert!(took >= TIMEOUT - Duration::from_millis(20), "{took:?}");
+            assert!(took <= TIMEOUT + MARGIN, "attempt {attempt} took {took:?}");
+        }
+        let started = Instant::now();
+        assert!(matches!(
+            store.incr("n", 1).await,
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(
+            started.elapsed() < Duration::from_millis(10),
+            "breaker open"
+        );
+        assert_eq!(store.stats().timeouts, 3);
+
+        server.resume();
+        let took = recovers(&store).await;
+        assert!(took < Duration::from_secs(5), "recovered after {took:?}");
+        assert!(!store.stats().breaker_open);
+    }
+
+    #[tokio::test]
+    async fn a_cache_that_ignores_errors_misses_while_redis_is_down() {
+        let Some(mut server) = redis::own_server() else {
+            return;
+        };
+        let store = fragile_store(&server, 5).await;
+        let cache = Cache::builder(store.clone()).ignore_errors(true).build();
+        cache.set("k", "v", Timeout::Default).await.unwrap();
+        server.kill();
+
+        let started = Instant::now();
+        for _ in 0..20 {
+            assert_eq!(cache.get::<String>("k").await.unwrap(), None);
+            cache.set("k", "w", Timeout::Default).await.unwrap();
+            assert!(!cache.add("other", "x", Timeout::Default).await.unwrap());
+        }
+        // Five calls may wait for the timeout; the breaker answers the other 55 at once.
+        assert!(
+            started.elapsed() < TIMEOUT * 5 + MARGIN * 3,
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(cache.store_errors(), 60);
+        assert!(
+            cache.incr("n", 1).await.is_err(),
+            "incr still reports the error"
+        );
+
+        server.restart();
+        recovers(&store).await;
+        cache.set("k", "back", Timeout::Default).await.unwrap();
+        assert_eq!(
+            cache.get::<String>("k").await.unwrap().as_deref(),
+            Some("back")
+        );
+    }
+}

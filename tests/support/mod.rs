@@ -1,0 +1,5 @@
+//! Helpers shared by the integration tests. Each test file that needs them declares
+//! `mod support;` and uses what it needs, so items are `pub` for the files, not for a library.
+#![allow(unreachable_pub)]
+
+pub mod redis;
