@@ -18,6 +18,22 @@ pub(crate) fn undecodable(key: &str, reason: &str) {
     let _ = (key, reason);
 }
 
+/// What the response cache did with a request.
+pub(crate) fn page_outcome(status: crate::CacheStatus) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(?status, "response cache");
+    #[cfg(not(feature = "tracing"))]
+    let _ = status;
+}
+
+/// A response the cache decided to store has been written (or handed to a writer task).
+pub(crate) fn page_stored(key: &str, ttl: std::time::Duration) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(key, ?ttl, "response stored");
+    #[cfg(not(feature = "tracing"))]
+    let _ = (key, ttl);
+}
+
 /// A response could not be stored in a remote store because no tokio runtime was running.
 pub(crate) fn no_runtime() {
     #[cfg(feature = "tracing")]

@@ -447,6 +447,7 @@ impl Config {
         *response.status_mut() = status;
         *response.headers_mut() = headers;
         response.extensions_mut().insert(CacheStatus::Hit);
+        crate::log::page_outcome(CacheStatus::Hit);
         response
     }
 
@@ -475,6 +476,7 @@ impl Config {
     }
 
     fn mark<B>(&self, response: &mut Response<B>, status: CacheStatus, miss: MissKind) {
+        crate::log::page_outcome(status);
         if self.cache_status_header {
             response
                 .headers_mut()
@@ -705,6 +707,9 @@ impl Config {
     /// Writes records: at once into an in-process store, in a background task into a remote
     /// one. Failures are counted and logged, never raised.
     fn write(&self, writes: Vec<(String, Record, Duration)>) {
+        for (key, _, ttl) in &writes {
+            crate::log::page_stored(key, *ttl);
+        }
         if let Some(local) = self.local() {
             for (key, record, ttl) in writes {
                 let (object, size): (LocalValue, usize) = match record {
