@@ -758,6 +758,24 @@ mod timeouts {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn the_site_layer_defaults_to_600_seconds() {
+        // Django M1/M2: CACHE_MIDDLEWARE_SECONDS for responses that give no max-age.
+        let clock = Clock::at(T0);
+        let cache = Cache::new(MemoryStore::new());
+        let origin = Origin::default();
+        let app = Router::new()
+            .route("/view/", counting(&origin, &[]))
+            .layer(CacheLayer::new(cache).clock(clock.reader()));
+        let first = send(&app, get_req("/view/")).await;
+        assert_eq!(first.header("cache-control"), Some("max-age=600"));
+        assert_eq!(first.header("expires"), Some("Sun, 17 Jul 2016 10:10:00 GMT"));
+        clock.advance(Duration::from_secs(599)).await;
+        assert_eq!(send(&app, get_req("/view/")).await.cache, Some(CacheStatus::Hit));
+        clock.advance(Duration::from_secs(2)).await;
+        assert_eq!(send(&app, get_req("/view/")).await.text(), "Hello World 2");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn s_maxage_sets_the_stored_lifetime() {
         let clock = Clock::at(T0);
         let cache = Cache::new(MemoryStore::new());
