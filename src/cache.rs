@@ -3,17 +3,17 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::OnceCell;
 
 use crate::codec;
 use crate::key::{self, KeyFn};
+use crate::stampede::{self, Flights, Joined, Waited};
 use crate::store::{Store, StoreError, Ttl};
 use crate::{Error, Timeout};
 
@@ -64,7 +64,9 @@ struct Shared {
     key_fn: Option<KeyFn>,
     ignore_errors: bool,
     store_errors: AtomicU64,
-    flights: Flights,
+    flights: Arc<Flights<Bytes>>,
+    coalesced: AtomicU64,
+    wait_timeout: Duration,
 }
 
 /// Configures a [`Cache`]; made by [`Cache::builder`].
@@ -76,6 +78,22 @@ pub struct CacheBuilder {
     default_timeout: Ttl,
     key_fn: Option<KeyFn>,
     ignore_errors: bool,
+    wait_timeout: Duration,
+}
+
+/// How many times `get_or_set` waits for another task before computing by itself.
+const MAX_ROUNDS: usize = 3;
+
+/// Default bound on how long `get_or_set` waits for another task computing the same key.
+const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn decode_computed<T: DeserializeOwned, E: From<Error>>(key: &str, bytes: &[u8]) -> Result<T, E> {
+    codec::decode(bytes).map_err(|reason| {
+        E::from(Error::Encode {
+            key: key.to_owned(),
+            reason,
+        })
+    })
 }
 
 impl Cache {
@@ -355,36 +373,68 @@ impl Cache {
         if let Some(value) = self.read::<T>(&store_key).await? {
             return Ok(value);
         }
-        let flight = self.shared.flights.join(&store_key);
-        let mut computed = None;
-        let bytes = flight
-            .cell()
-            .get_or_try_init(|| async {
-                // Another task may have stored the value since the first read.
-                if let Some(bytes) = self.read_bytes_for_flight::<T>(&store_key).await? {
-                    return Ok(bytes);
+        for _ in 0..MAX_ROUNDS {
+            let receiver = match self.shared.flights.join(store_key.clone()) {
+                Joined::Leader(leader) => {
+                    // Another task may have stored the value since the first read.
+                    if let Some(bytes) = self.read_bytes_for_flight::<T>(&store_key).await? {
+                        leader.finish(bytes.clone());
+                        return decode_computed(key, &bytes);
+                    }
+                    let (value, bytes) = self.compute(key, &store_key, timeout, init).await?;
+                    leader.finish(bytes);
+                    return Ok(value);
                 }
-                let value = init().await?;
-                let bytes = encode(key, &value)?;
-                let ttl = self.ttl(timeout);
-                if let Err(error) = self.shared.store.set(&store_key, bytes.clone(), ttl).await {
-                    self.note_store_error("set", &store_key, &error);
+                Joined::Waiter(receiver) => receiver,
+            };
+            self.shared.coalesced.fetch_add(1, Ordering::Relaxed);
+            match stampede::wait(receiver, self.shared.wait_timeout).await {
+                Waited::Done(bytes) => return decode_computed(key, &bytes),
+                // The leader failed or was cancelled: look again, perhaps leading this time.
+                Waited::LeaderGone => {
+                    if let Some(value) = self.read::<T>(&store_key).await? {
+                        return Ok(value);
+                    }
                 }
-                computed = Some(value);
-                Ok::<Bytes, E>(bytes)
-            })
-            .await?
-            .clone();
-        drop(flight);
-        if let Some(value) = computed {
-            return Ok(value);
+                Waited::TimedOut => break,
+            }
         }
-        codec::decode(&bytes).map_err(|reason| {
-            E::from(Error::Encode {
-                key: key.to_owned(),
-                reason,
-            })
-        })
+        // Waited long enough: compute without the others.
+        let (value, _) = self.compute(key, &store_key, timeout, init).await?;
+        Ok(value)
+    }
+
+    /// Runs `init` and stores its result; a failed write is counted, and the value returned.
+    async fn compute<T, E, F, Fut>(
+        &self,
+        key: &str,
+        store_key: &str,
+        timeout: Timeout,
+        init: F,
+    ) -> Result<(T, Bytes), E>
+    where
+        T: Serialize,
+        E: From<Error>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let value = init().await?;
+        let bytes = encode(key, &value)?;
+        if let Err(error) = self
+            .shared
+            .store
+            .set(store_key, bytes.clone(), self.ttl(timeout))
+            .await
+        {
+            self.note_store_error("set", store_key, &error);
+        }
+        Ok((value, bytes))
+    }
+
+    /// How many tasks of this process have waited for another one computing the same key in
+    /// [`get_or_set`](Cache::get_or_set).
+    pub fn coalesced(&self) -> u64 {
+        self.shared.coalesced.load(Ordering::Relaxed)
     }
 
     /// The stored bytes under `store_key` if they decode as `T`, for a flight's double check.
@@ -663,7 +713,15 @@ impl CacheBuilder {
             default_timeout: Some(DEFAULT_TIMEOUT),
             key_fn: None,
             ignore_errors: false,
+            wait_timeout: DEFAULT_WAIT_TIMEOUT,
         }
+    }
+
+    /// The longest [`get_or_set`](Cache::get_or_set) waits for another task computing the same
+    /// key before computing by itself (default 10 s).
+    pub fn wait_timeout(mut self, timeout: Duration) -> Self {
+        self.wait_timeout = timeout;
+        self
     }
 
     /// Prefix of every key (Django's `KEY_PREFIX`; default empty). Caches with different
@@ -726,7 +784,9 @@ impl CacheBuilder {
                 key_fn: self.key_fn,
                 ignore_errors: self.ignore_errors,
                 store_errors: AtomicU64::new(0),
-                flights: Flights::default(),
+                flights: Arc::default(),
+                coalesced: AtomicU64::new(0),
+                wait_timeout: self.wait_timeout,
             }),
             version: self.version,
         }
@@ -743,54 +803,5 @@ impl fmt::Debug for CacheBuilder {
             .field("custom_key_function", &self.key_fn.is_some())
             .field("ignore_errors", &self.ignore_errors)
             .finish()
-    }
-}
-
-/// The computations in progress, by store key, so that concurrent misses share one.
-#[derive(Default)]
-struct Flights {
-    cells: Mutex<HashMap<String, Arc<OnceCell<Bytes>>>>,
-}
-
-/// A task's membership in a flight; the last member to leave removes the flight.
-struct Flight<'a> {
-    flights: &'a Flights,
-    key: &'a str,
-    cell: Arc<OnceCell<Bytes>>,
-}
-
-impl Flights {
-    fn join<'a>(&'a self, key: &'a str) -> Flight<'a> {
-        let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
-        let cell = Arc::clone(cells.entry(key.to_owned()).or_default());
-        Flight {
-            flights: self,
-            key,
-            cell,
-        }
-    }
-}
-
-impl Flight<'_> {
-    fn cell(&self) -> &OnceCell<Bytes> {
-        &self.cell
-    }
-}
-
-impl Drop for Flight<'_> {
-    fn drop(&mut self) {
-        let mut cells = self
-            .flights
-            .cells
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        // Members join and leave only under this lock, so the count is exact: the map's
-        // reference plus ours means we are the last.
-        let last = cells
-            .get(self.key)
-            .is_some_and(|cell| Arc::ptr_eq(cell, &self.cell) && Arc::strong_count(cell) == 2);
-        if last {
-            cells.remove(self.key);
-        }
     }
 }

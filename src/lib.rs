@@ -79,6 +79,7 @@ pub mod headers;
 mod key;
 mod log;
 pub mod page;
+mod stampede;
 pub mod store;
 mod timeout;
 

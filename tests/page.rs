@@ -768,9 +768,15 @@ mod timeouts {
             .layer(CacheLayer::new(cache).clock(clock.reader()));
         let first = send(&app, get_req("/view/")).await;
         assert_eq!(first.header("cache-control"), Some("max-age=600"));
-        assert_eq!(first.header("expires"), Some("Sun, 17 Jul 2016 10:10:00 GMT"));
+        assert_eq!(
+            first.header("expires"),
+            Some("Sun, 17 Jul 2016 10:10:00 GMT")
+        );
         clock.advance(Duration::from_secs(599)).await;
-        assert_eq!(send(&app, get_req("/view/")).await.cache, Some(CacheStatus::Hit));
+        assert_eq!(
+            send(&app, get_req("/view/")).await.cache,
+            Some(CacheStatus::Hit)
+        );
         clock.advance(Duration::from_secs(2)).await;
         assert_eq!(send(&app, get_req("/view/")).await.text(), "Hello World 2");
     }

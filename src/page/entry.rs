@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! version 1, then kind: 0 = entry, 1 = variant list
-//! entry:    status u16 · stored_at u64 (ms since the epoch) · extra bytes · authorization opt-bytes
+//! entry:    status u16 · stored_at u64 (ms since the epoch) · fresh for u64 (ms)
+//!           · stale-while-revalidate u64 (ms) · stale-if-error u64 (ms) · extra bytes · authorization opt-bytes
 //!           · vary u16 × (name bytes16, value opt-bytes) · headers u32 × (name bytes16, value bytes)
 //!           · body bytes
 //! variants: generation u64 · expires_at u64 (ms) · names u16 × bytes16
@@ -44,6 +45,9 @@ pub(crate) struct Entry {
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
     pub(crate) stored_at: SystemTime,
+    /// How long after `stored_at` the entry is fresh, and the windows after that in which it
+    /// may still be served stale.
+    pub(crate) lifetime: Lifetime,
     /// The extra key part of the request it was stored for.
     pub(crate) extra: String,
     /// The request's `Authorization`, which a hit must repeat exactly.
@@ -55,6 +59,22 @@ pub(crate) struct Entry {
     pub(crate) last_modified: Option<SystemTime>,
 }
 
+/// How long an entry is fresh, and how long after that it may be served stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Lifetime {
+    pub(crate) fresh: Duration,
+    pub(crate) stale_while_revalidate: Duration,
+    pub(crate) stale_if_error: Duration,
+}
+
+impl Lifetime {
+    /// How long the store keeps the entry: fresh, then as long as it may be served stale.
+    pub(crate) fn kept(&self) -> Duration {
+        self.fresh
+            .saturating_add(self.stale_while_revalidate.max(self.stale_if_error))
+    }
+}
+
 /// The headers a URL's responses vary on, and the generation that names its current variants.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Variants {
@@ -64,15 +84,8 @@ pub(crate) struct Variants {
 }
 
 impl Entry {
-    pub(crate) fn new(
-        status: StatusCode,
-        headers: HeaderMap,
-        body: Bytes,
-        stored_at: SystemTime,
-        extra: String,
-        authorization: Option<HeaderValue>,
-        vary: Vec<(HeaderName, Option<HeaderValue>)>,
-    ) -> Entry {
+    /// Parses the validators a hit answers conditional requests with.
+    pub(crate) fn validators(headers: &HeaderMap) -> (Option<EntityTag>, Option<SystemTime>) {
         let etag = headers
             .get(http::header::ETAG)
             .and_then(|value| value.to_str().ok())
@@ -81,17 +94,7 @@ impl Entry {
             .get(http::header::LAST_MODIFIED)
             .and_then(|value| value.to_str().ok())
             .and_then(parse_http_date);
-        Entry {
-            status,
-            headers,
-            body,
-            stored_at,
-            extra,
-            authorization,
-            vary,
-            etag,
-            last_modified,
-        }
+        (etag, last_modified)
     }
 
     /// Whether this entry was stored for a request like this one: same extra key part, same
@@ -141,6 +144,13 @@ pub(crate) fn encode(record: &Record) -> Bytes {
             out.put_u8(KIND_ENTRY);
             out.put_u16(entry.status.as_u16());
             out.put_u64(millis(entry.stored_at));
+            for window in [
+                entry.lifetime.fresh,
+                entry.lifetime.stale_while_revalidate,
+                entry.lifetime.stale_if_error,
+            ] {
+                out.put_u64(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
+            }
             put_bytes(&mut out, entry.extra.as_bytes());
             put_optional(&mut out, entry.authorization.as_ref());
             put_count16(&mut out, entry.vary.len());
@@ -181,6 +191,11 @@ pub(crate) fn decode(bytes: &Bytes) -> Option<Record> {
         KIND_ENTRY => {
             let status = StatusCode::from_u16(reader.u16()?).ok()?;
             let stored_at = from_millis(reader.u64()?)?;
+            let lifetime = Lifetime {
+                fresh: Duration::from_millis(reader.u64()?),
+                stale_while_revalidate: Duration::from_millis(reader.u64()?),
+                stale_if_error: Duration::from_millis(reader.u64()?),
+            };
             let extra = String::from_utf8(reader.bytes()?.to_vec()).ok()?;
             let authorization = reader.optional_value()?;
             let mut vary = Vec::new();
@@ -195,15 +210,19 @@ pub(crate) fn decode(bytes: &Bytes) -> Option<Record> {
                 headers.append(name, value);
             }
             let body = reader.bytes()?;
-            Record::Entry(Box::new(Entry::new(
+            let (etag, last_modified) = Entry::validators(&headers);
+            Record::Entry(Box::new(Entry {
                 status,
                 headers,
                 body,
                 stored_at,
+                lifetime,
                 extra,
                 authorization,
                 vary,
-            )))
+                etag,
+                last_modified,
+            }))
         }
         KIND_VARIANTS => {
             let generation = reader.u64()?;
@@ -317,21 +336,29 @@ mod tests {
         headers.append("set-cookie", HeaderValue::from_static("b=2"));
         headers.insert("x-raw", HeaderValue::from_bytes(b"caf\xe9").unwrap());
         headers.insert("etag", HeaderValue::from_static("\"v1\""));
-        Entry::new(
-            StatusCode::OK,
+        let (etag, last_modified) = Entry::validators(&headers);
+        Entry {
+            status: StatusCode::OK,
             headers,
-            Bytes::from_static(b"<p>hello</p>"),
-            UNIX_EPOCH + Duration::from_millis(1_468_749_600_123),
-            "en".to_owned(),
-            Some(HeaderValue::from_static("Bearer x")),
-            vec![
+            body: Bytes::from_static(b"<p>hello</p>"),
+            stored_at: UNIX_EPOCH + Duration::from_millis(1_468_749_600_123),
+            lifetime: Lifetime {
+                fresh: Duration::from_secs(60),
+                stale_while_revalidate: Duration::from_secs(30),
+                stale_if_error: Duration::from_millis(86_400_000),
+            },
+            extra: "en".to_owned(),
+            authorization: Some(HeaderValue::from_static("Bearer x")),
+            vary: vec![
                 (HeaderName::from_static("cookie"), None),
                 (
                     HeaderName::from_static("accept-encoding"),
                     Some(HeaderValue::from_static("gzip")),
                 ),
             ],
-        )
+            etag,
+            last_modified,
+        }
     }
 
     #[test]
@@ -347,6 +374,7 @@ mod tests {
         assert_eq!(cookies, ["a=1", "b=2"]);
         assert_eq!(decoded.body, original.body);
         assert_eq!(decoded.stored_at, original.stored_at);
+        assert_eq!(decoded.lifetime, original.lifetime);
         assert_eq!(decoded.extra, "en");
         assert_eq!(decoded.authorization, original.authorization);
         assert_eq!(decoded.vary, original.vary);

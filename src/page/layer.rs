@@ -1,23 +1,21 @@
 //! The combined response-cache layer (Django's `CacheMiddleware`) and `cache_page`.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::Buf;
 use http::request::Parts;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
-use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::key::{Class, Url, class_of};
+use super::key::{Class, Url};
+use super::serve::{ResponseFuture, call_cached};
 use super::split::{FetchFromCacheLayer, UpdateCacheLayer};
-use super::{Bypass, CacheBody, Config, Lookup, Then};
+use super::{CacheBody, Config, LockSettings, PageStats};
 use crate::{Cache, Error};
 
 /// Caches whole responses of the service it wraps: Django's `CacheMiddleware`, as one Tower
@@ -175,6 +173,78 @@ impl CacheLayer {
         self
     }
 
+    /// Whether concurrent misses on one page wait for the first one instead of all asking the
+    /// origin (default `true`). The waiters then get the stored page; see the
+    /// [stampede chapter](crate::docs::stampede).
+    pub fn coalesce(mut self, coalesce: bool) -> Self {
+        self.config().coalesce = coalesce;
+        self
+    }
+
+    /// The longest a request waits for another request fetching the same page before asking
+    /// the origin itself (default 10 s).
+    pub fn wait_timeout(mut self, timeout: Duration) -> Self {
+        self.config().wait_timeout = timeout;
+        self
+    }
+
+    /// How long a page found not storable skips coalescing, so that requests for it run in
+    /// parallel instead of queueing behind each other (default 10 s; Varnish calls this
+    /// hit-for-pass).
+    pub fn pass_timeout(mut self, timeout: Duration) -> Self {
+        self.config().pass_timeout = timeout;
+        self
+    }
+
+    /// Serve a page for up to `window` after it expires while one request fetches it again in
+    /// the background (RFC 5861 `stale-while-revalidate`), for responses that do not set the
+    /// directive themselves.
+    pub fn stale_while_revalidate(mut self, window: Duration) -> Self {
+        self.config().stale_while_revalidate = Some(window);
+        self
+    }
+
+    /// Serve a page for up to `window` after it expires when the origin fails (an error, a 5xx
+    /// or a 408 response) instead of the failure (RFC 5861 `stale-if-error`), for responses
+    /// that do not set the directive themselves.
+    pub fn stale_if_error(mut self, window: Duration) -> Self {
+        self.config().stale_if_error = Some(window);
+        self
+    }
+
+    /// Refresh a page in the background when a request finds it within `window` of its
+    /// expiry, so that a popular page never expires under load.
+    pub fn refresh_before(mut self, window: Duration) -> Self {
+        self.config().refresh_before = Some(window);
+        self
+    }
+
+    /// Shorten each stored page's lifetime by a random fraction of at most `fraction` (0 to 1),
+    /// so that pages stored together do not all expire together. The headers sent to clients
+    /// keep the full lifetime.
+    pub fn jitter(mut self, fraction: f64) -> Self {
+        self.config().jitter = fraction.clamp(0.0, 1.0);
+        self
+    }
+
+    /// Coalesce misses across processes that share a remote store: the first process to miss
+    /// takes a lock in the store (living at most `ttl`, in case the process dies) and the others
+    /// wait up to `wait` for the page it stores, then ask the origin themselves. No effect with
+    /// an in-process store.
+    pub fn lock_across_processes(mut self, ttl: Duration, wait: Duration) -> Self {
+        self.config().lock = Some(LockSettings {
+            ttl,
+            wait,
+            poll: Duration::from_millis(25),
+        });
+        self
+    }
+
+    /// What the stampede protection has done so far, over every service built from this layer.
+    pub fn stats(&self) -> PageStats {
+        self.config.stats()
+    }
+
     /// The two halves of this cache with the same settings, for Django's order: the update
     /// layer outermost, the fetch layer innermost, other middleware between them.
     ///
@@ -261,133 +331,6 @@ impl<S> fmt::Debug for CacheService<S> {
     }
 }
 
-type BoxedResponse<B, E> =
-    Pin<Box<dyn Future<Output = Result<Response<CacheBody<B>>, E>> + Send + 'static>>;
-
-pin_project! {
-    /// The response future of the cache services.
-    pub struct ResponseFuture<F, B, E> {
-        #[pin]
-        state: State<F, B, E>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F, B, E> {
-        // A hit answered without waiting.
-        Ready { response: Option<Response<CacheBody<B>>> },
-        // The inner service answers, then `then` says what to do with its response.
-        Inner {
-            #[pin]
-            future: F,
-            then: Option<Then>,
-            config: Arc<Config>,
-        },
-        // A lookup in a remote store, then possibly the inner service.
-        Boxed { future: BoxedResponse<B, E> },
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F, B, E>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-    B: Body,
-{
-    type Output = Result<Response<CacheBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            // Polled again after completion (a contract violation by the caller): stay pending
-            // rather than panic.
-            StateProj::Ready { response } => response
-                .take()
-                .map_or(Poll::Pending, |response| Poll::Ready(Ok(response))),
-            StateProj::Inner {
-                future,
-                then,
-                config,
-            } => {
-                let response = ready!(future.poll(cx))?;
-                Poll::Ready(Ok(config.apply(then.take(), response)))
-            }
-            StateProj::Boxed { future } => future.as_mut().poll(cx),
-        }
-    }
-}
-
-impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-/// Looks `request` up and answers it from the cache or through `inner`. `deliver` decides what
-/// happens to the response of a request the cache could not answer: the combined layer finishes
-/// it itself, the fetch half hands it to the update half.
-pub(crate) fn call_cached<S, ReqBody, ResBody>(
-    config: &Arc<Config>,
-    inner: &mut S,
-    request: Request<ReqBody>,
-    deliver: fn(Then, &mut http::Extensions) -> Then,
-) -> ResponseFuture<S::Future, ResBody, S::Error>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    ReqBody: Send + 'static,
-    ResBody: Body + Send + 'static,
-    ResBody::Data: Buf,
-{
-    let (mut parts, body) = request.into_parts();
-    let inner_future = |inner: &mut S, then: Then, mut parts: Parts, body: ReqBody| {
-        let then = deliver(then, &mut parts.extensions);
-        let future = inner.call(Request::from_parts(parts, body));
-        ResponseFuture {
-            state: State::Inner {
-                future,
-                then: Some(then),
-                config: Arc::clone(config),
-            },
-        }
-    };
-    if class_of(&parts.method).is_none() {
-        return inner_future(inner, Then::Bypass(Bypass::Method), parts, body);
-    }
-    if let Some(local) = config.local() {
-        let then = match config.lookup_local(local, &parts) {
-            Lookup::Hit(entry) => {
-                return ResponseFuture {
-                    state: State::Ready {
-                        response: Some(config.hit_response(&entry, &parts)),
-                    },
-                };
-            }
-            Lookup::Miss(pending) => Then::Finish(pending),
-            Lookup::Bypass(bypass) => Then::Bypass(bypass),
-        };
-        return inner_future(inner, then, parts, body);
-    }
-    // The clone takes the place of the service that was driven to readiness, which moves into
-    // the lookup.
-    let clone = inner.clone();
-    let mut inner = std::mem::replace(inner, clone);
-    let config = Arc::clone(config);
-    let future: BoxedResponse<ResBody, S::Error> = Box::pin(async move {
-        let then = match config.lookup_remote(&parts).await {
-            Lookup::Hit(entry) => return Ok(config.hit_response(&entry, &parts)),
-            Lookup::Miss(pending) => Then::Finish(pending),
-            Lookup::Bypass(bypass) => Then::Bypass(bypass),
-        };
-        let then = deliver(then, &mut parts.extensions);
-        let response = inner.call(Request::from_parts(parts, body)).await?;
-        Ok(config.apply(Some(then), response))
-    });
-    ResponseFuture {
-        state: State::Boxed { future },
-    }
-}
-
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CacheService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -406,6 +349,6 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        call_cached(&self.config, &mut self.inner, request, |then, _| then)
+        call_cached(&self.config, &mut self.inner, request, |then, _| then, true)
     }
 }

@@ -14,7 +14,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::key::class_of;
-use super::layer::{ResponseFuture, call_cached};
+use super::serve::{ResponseFuture, call_cached};
 use super::{Bypass, CacheBody, Config, Then};
 use crate::Cache;
 
@@ -144,6 +144,15 @@ impl Handoff {
     }
 }
 
+/// The fetch half's delivery: the verdict goes to the update half; the response passes
+/// through.
+fn hand_off(then: Then, extensions: &mut http::Extensions) -> Then {
+    if let Some(handoff) = extensions.get::<Handoff>() {
+        handoff.put(then);
+    }
+    Then::Pass
+}
+
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for FetchFromCache<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -162,17 +171,8 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        call_cached(
-            &self.config,
-            &mut self.inner,
-            request,
-            |then, extensions| {
-                if let Some(handoff) = extensions.get::<Handoff>() {
-                    handoff.put(then);
-                }
-                Then::Pass
-            },
-        )
+        // No background refreshes here: they would skip the middleware between the halves.
+        call_cached(&self.config, &mut self.inner, request, hand_off, false)
     }
 }
 
@@ -230,13 +230,16 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let response = ready!(this.future.poll(cx))?;
+        let result = ready!(this.future.poll(cx));
         // No verdict means the fetch half answered (a hit) or did not run: pass through.
         let then = match this.verdict {
             Verdict::Handoff(handoff) => handoff.take(),
             Verdict::Known(then) => then.take(),
         };
-        Poll::Ready(Ok(this.config.apply(then, response)))
+        Poll::Ready(match result {
+            Ok(response) => Ok(this.config.apply(then, response)),
+            Err(error) => this.config.recover(then).ok_or(error),
+        })
     }
 }
 

@@ -12,6 +12,7 @@ use http::HeaderValue;
 ///     Some(CacheStatus::Stored) => { /* a miss whose response is being stored */ }
 ///     Some(CacheStatus::Miss(reason)) => { /* a miss that is not stored, and why */ let _ = reason; }
 ///     Some(CacheStatus::Bypass(reason)) => { /* the cache was not consulted */ let _ = reason; }
+///     Some(CacheStatus::Stale(why)) => { /* served past its freshness */ let _ = why; }
 ///     _ => { /* no cache layer on this route */ }
 /// }
 /// ```
@@ -25,6 +26,8 @@ pub enum CacheStatus {
     Stored,
     /// Not in the cache, and the inner service's response is not stored.
     Miss(NotStored),
+    /// Served from the cache after its freshness ran out.
+    Stale(Stale),
     /// The cache was not consulted and nothing is stored.
     Bypass(Bypass),
 }
@@ -48,6 +51,17 @@ pub enum NotStored {
     TooLarge,
     /// A server-sent event stream, which never ends.
     EventStream,
+}
+
+/// Why a stale page was served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Stale {
+    /// Within its `stale-while-revalidate` window; a fresh copy is being fetched in the
+    /// background.
+    WhileRevalidate,
+    /// Within its `stale-if-error` window, in place of a failed origin response.
+    IfError,
 }
 
 /// Why the cache was not consulted.
@@ -98,6 +112,12 @@ pub(crate) fn cache_status_value(status: CacheStatus, miss: MissKind) -> HeaderV
     };
     let text = match status {
         CacheStatus::Hit => return HeaderValue::from_static("axum-cache; hit"),
+        CacheStatus::Stale(Stale::WhileRevalidate) => {
+            return HeaderValue::from_static("axum-cache; hit; fwd=stale; detail=while-revalidate");
+        }
+        CacheStatus::Stale(Stale::IfError) => {
+            return HeaderValue::from_static("axum-cache; hit; fwd=stale; detail=if-error");
+        }
         CacheStatus::Stored => format!("axum-cache; fwd={fwd}; stored"),
         CacheStatus::Miss(reason) => format!("axum-cache; fwd={fwd}; detail={}", reason.detail()),
         CacheStatus::Bypass(reason) => {

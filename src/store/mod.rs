@@ -119,6 +119,69 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     fn as_local(&self) -> Option<&dyn LocalStore> {
         None
     }
+
+    /// Takes the lock named `key` for `ttl` if no one holds it: `Some(token)` when it is now
+    /// ours. Used to keep processes that share a store from computing the same response at
+    /// once.
+    ///
+    /// The default stores a random token with [`add`](Store::add), which is atomic on every
+    /// conforming store. The lock expires after `ttl` even if its holder dies.
+    fn try_lock<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, Option<LockToken>> {
+        Box::pin(async move {
+            let token = LockToken::random();
+            let taken = self
+                .add(key, Bytes::from(token.0.clone()), Some(ttl))
+                .await?;
+            Ok(taken.then_some(token))
+        })
+    }
+
+    /// Releases a lock taken with [`try_lock`](Store::try_lock), only if it still holds `token`.
+    /// Returns whether it was released.
+    ///
+    /// The default reads the token and then deletes the key, which is not atomic: a lock that
+    /// expired between the two steps and was taken by someone else is deleted too. Stores that
+    /// can compare and delete in one step (Redis) override it.
+    fn unlock<'a>(&'a self, key: &'a str, token: &'a LockToken) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            match self.get(key).await? {
+                Some(held) if held == token.0.as_bytes() => self.delete(key).await,
+                _ => Ok(false),
+            }
+        })
+    }
+}
+
+/// The proof of holding a lock taken with [`Store::try_lock`]: a random token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LockToken(String);
+
+impl LockToken {
+    /// A token made of 128 random bits.
+    pub fn random() -> LockToken {
+        LockToken(format!(
+            "{:016x}{:016x}",
+            crate::stampede::random_u64(),
+            crate::stampede::random_u64()
+        ))
+    }
+
+    /// A token with the given text, for stores that make their own.
+    pub fn new(token: impl Into<String>) -> LockToken {
+        LockToken(token.into())
+    }
+
+    /// The token's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for LockToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A token is a credential: keep it out of logs.
+        f.write_str("LockToken(..)")
+    }
 }
 
 /// A value an in-process store keeps as a live object instead of bytes.

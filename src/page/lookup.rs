@@ -1,0 +1,351 @@
+//! Finding a request's entry: the primary record, then the variant, then how fresh it is.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http::header;
+use http::request::Parts;
+
+use super::entry::{self, Entry, Record, Variants};
+use super::key::{Class, Url, class_of, request_value};
+use super::status::MissKind;
+use super::{Bypass, Config, Found, Pending};
+use crate::store::{LocalStore, LocalValue};
+
+/// The result of looking a request up.
+pub(crate) enum Lookup {
+    /// A fresh entry.
+    Hit(Arc<Entry>),
+    /// An entry to serve now while the page is fetched again in the background: stale within
+    /// `stale-while-revalidate`, or fresh but close to expiry with early refresh on.
+    Refresh {
+        entry: Arc<Entry>,
+        stale: bool,
+        pending: Box<Pending>,
+    },
+    /// No usable entry: the origin answers. `pending.stale` holds an entry that may stand in if
+    /// the origin fails.
+    Miss(Box<Pending>),
+    /// Not a cacheable request.
+    Bypass(Bypass),
+}
+
+/// How usable an entry is now.
+enum Freshness {
+    Fresh,
+    RefreshEarly,
+    StaleWhileRevalidate,
+    StaleIfError,
+    Expired,
+}
+
+impl Config {
+    fn freshness(&self, entry: &Entry, now: SystemTime) -> Freshness {
+        let age = now.duration_since(entry.stored_at).unwrap_or_default();
+        let lifetime = &entry.lifetime;
+        if age < lifetime.fresh {
+            let early = self
+                .refresh_before
+                .is_some_and(|window| age.saturating_add(window) >= lifetime.fresh);
+            return if early {
+                Freshness::RefreshEarly
+            } else {
+                Freshness::Fresh
+            };
+        }
+        let stale_for = age.saturating_sub(lifetime.fresh);
+        if stale_for < lifetime.stale_while_revalidate {
+            Freshness::StaleWhileRevalidate
+        } else if stale_for < lifetime.stale_if_error {
+            Freshness::StaleIfError
+        } else {
+            Freshness::Expired
+        }
+    }
+}
+
+/// One class's primary record and, through it, the entry stored for requests like this one.
+struct Probe {
+    primary: String,
+    found: Found,
+    /// The variant key, when the primary record is a variant list.
+    variant: Option<String>,
+    entry: Option<Arc<Entry>>,
+}
+
+/// A primary record as read: an entry, or a variant list.
+enum PrimaryRecord {
+    Entry(Arc<Entry>),
+    Variants(Variants),
+}
+
+impl PrimaryRecord {
+    fn from_local(value: LocalValue) -> Option<PrimaryRecord> {
+        match value.downcast::<Entry>() {
+            Ok(entry) => Some(PrimaryRecord::Entry(entry)),
+            Err(value) => value
+                .downcast::<Variants>()
+                .ok()
+                .map(|variants| PrimaryRecord::Variants((*variants).clone())),
+        }
+    }
+
+    fn from_bytes(bytes: &Bytes) -> Option<PrimaryRecord> {
+        match entry::decode(bytes)? {
+            Record::Entry(entry) => Some(PrimaryRecord::Entry(Arc::from(entry))),
+            Record::Variants(variants) => Some(PrimaryRecord::Variants(variants)),
+        }
+    }
+
+    fn into_entry(self) -> Option<Arc<Entry>> {
+        match self {
+            PrimaryRecord::Entry(entry) => Some(entry),
+            PrimaryRecord::Variants(_) => None,
+        }
+    }
+}
+
+impl Probe {
+    /// Interprets the primary record; the variant key to read next is in `variant`.
+    fn start(
+        config: &Config,
+        primary: String,
+        record: Option<PrimaryRecord>,
+        headers: &HeaderMap,
+        extra: &str,
+    ) -> Probe {
+        match record {
+            None => Probe {
+                primary,
+                found: Found::Nothing,
+                variant: None,
+                entry: None,
+            },
+            Some(PrimaryRecord::Entry(entry)) => Probe {
+                primary,
+                found: Found::Entry,
+                variant: None,
+                entry: entry.matches(headers, extra).then_some(entry),
+            },
+            Some(PrimaryRecord::Variants(variants)) => {
+                let variant = config.variant_store_key(
+                    &primary,
+                    variants.generation,
+                    extra,
+                    &variants.names,
+                    headers,
+                );
+                Probe {
+                    primary,
+                    found: Found::Variants(variants),
+                    variant: Some(variant),
+                    entry: None,
+                }
+            }
+        }
+    }
+
+    fn read_variant(&mut self, entry: Option<Arc<Entry>>, headers: &HeaderMap, extra: &str) {
+        self.entry = entry.filter(|entry| entry.matches(headers, extra));
+    }
+
+    /// The flight key: the variant key when known; otherwise the primary key with the values
+    /// every entry must match, so requests that could never share an entry never wait for each
+    /// other.
+    fn flight_key(&self, headers: &HeaderMap, extra: &str) -> String {
+        if let Some(variant) = &self.variant {
+            return variant.clone();
+        }
+        let authorization = request_value(headers, &header::AUTHORIZATION);
+        let mut key = self.primary.clone();
+        key.push('\0');
+        key.push_str(extra);
+        key.push('\0');
+        if let Some(authorization) = authorization {
+            key.push_str(&String::from_utf8_lossy(authorization.as_bytes()));
+        }
+        key
+    }
+}
+
+/// The classes a request is looked up in: `GET` entries, then for `HEAD` also the entries
+/// stored from `HEAD` misses.
+fn classes(class: Class) -> &'static [Class] {
+    match class {
+        Class::Get => &[Class::Get],
+        Class::Head => &[Class::Get, Class::Head],
+    }
+}
+
+/// A lookup's progress over the classes: the first usable entry wins; otherwise the last
+/// class's probe becomes the miss, with any stale entry seen on the way.
+struct Search<'a> {
+    config: &'a Config,
+    parts: &'a Parts,
+    class: Class,
+    extra: String,
+    now: SystemTime,
+    stale: Option<Arc<Entry>>,
+}
+
+impl<'a> Search<'a> {
+    fn new(config: &'a Config, parts: &'a Parts) -> Result<(Search<'a>, Url<'a>), Lookup> {
+        let Some(class) = class_of(&parts.method) else {
+            return Err(Lookup::Bypass(Bypass::Method));
+        };
+        let url = Url::of_request(parts, &config.ignored_params).map_err(Lookup::Bypass)?;
+        let search = Search {
+            config,
+            parts,
+            class,
+            extra: config.extra(parts),
+            now: config.now(),
+            stale: None,
+        };
+        Ok((search, url))
+    }
+
+    /// What a probe found: a result to return now, or `None` to go on.
+    fn judge(&mut self, probe: &mut Probe) -> Option<Lookup> {
+        let entry = probe.entry.take()?;
+        match self.config.freshness(&entry, self.now) {
+            Freshness::Fresh => Some(Lookup::Hit(entry)),
+            freshness @ (Freshness::RefreshEarly | Freshness::StaleWhileRevalidate) => {
+                let pending = self.pending(probe);
+                Some(Lookup::Refresh {
+                    entry,
+                    stale: matches!(freshness, Freshness::StaleWhileRevalidate),
+                    pending,
+                })
+            }
+            Freshness::StaleIfError => {
+                self.stale = Some(entry);
+                None
+            }
+            Freshness::Expired => None,
+        }
+    }
+
+    fn pending(&mut self, probe: &Probe) -> Box<Pending> {
+        let miss = match probe.found {
+            Found::Nothing => MissKind::Uri,
+            Found::Entry | Found::Variants(_) => MissKind::Vary,
+        };
+        Box::new(Pending {
+            class: self.class,
+            primary: probe.primary.clone(),
+            found: probe.found.clone(),
+            headers: self.parts.headers.clone(),
+            extra: self.extra.clone(),
+            miss,
+            flight_key: probe.flight_key(&self.parts.headers, &self.extra),
+            stale: self.stale.take(),
+            leader: None,
+            lock: None,
+        })
+    }
+
+    fn miss(mut self, last: Option<Probe>) -> Lookup {
+        match last {
+            Some(probe) => Lookup::Miss(self.pending(&probe)),
+            None => Lookup::Bypass(Bypass::Method),
+        }
+    }
+}
+
+impl Config {
+    /// Looks a request up in an in-process store, without waiting.
+    pub(crate) fn lookup_local(&self, local: &dyn LocalStore, parts: &Parts) -> Lookup {
+        let (mut search, url) = match Search::new(self, parts) {
+            Ok(start) => start,
+            Err(lookup) => return lookup,
+        };
+        let mut last = None;
+        for &class in classes(search.class) {
+            let primary = self.primary_store_key(class, &url);
+            let record = local
+                .get_object(&primary)
+                .and_then(PrimaryRecord::from_local);
+            let mut probe = Probe::start(self, primary, record, &parts.headers, &search.extra);
+            if let Some(variant) = &probe.variant {
+                let entry = local
+                    .get_object(variant)
+                    .and_then(|value| value.downcast::<Entry>().ok());
+                probe.read_variant(entry, &parts.headers, &search.extra);
+            }
+            if let Some(found) = search.judge(&mut probe) {
+                return found;
+            }
+            last = Some(probe);
+        }
+        search.miss(last)
+    }
+
+    /// Looks a request up in a remote store. A store error or an undecodable record is a miss.
+    pub(crate) async fn lookup_remote(&self, parts: &Parts) -> Lookup {
+        let (mut search, url) = match Search::new(self, parts) {
+            Ok(start) => start,
+            Err(lookup) => return lookup,
+        };
+        let mut last = None;
+        for &class in classes(search.class) {
+            let primary = self.primary_store_key(class, &url);
+            let record = self.read_remote(&primary).await;
+            let mut probe = Probe::start(self, primary, record, &parts.headers, &search.extra);
+            if let Some(variant) = probe.variant.clone() {
+                let entry = self
+                    .read_remote(&variant)
+                    .await
+                    .and_then(PrimaryRecord::into_entry);
+                probe.read_variant(entry, &parts.headers, &search.extra);
+            }
+            if let Some(found) = search.judge(&mut probe) {
+                return found;
+            }
+            last = Some(probe);
+        }
+        search.miss(last)
+    }
+
+    /// Looks a request up wherever the store is.
+    pub(crate) async fn lookup(&self, parts: &Parts) -> Lookup {
+        match self.local() {
+            Some(local) => self.lookup_local(local, parts),
+            None => self.lookup_remote(parts).await,
+        }
+    }
+
+    async fn read_remote(&self, key: &str) -> Option<PrimaryRecord> {
+        match self.cache.store().get(key).await {
+            Ok(Some(bytes)) => {
+                let record = PrimaryRecord::from_bytes(&bytes);
+                if record.is_none() {
+                    crate::log::undecodable(key, "not a stored page");
+                }
+                record
+            }
+            Ok(None) => None,
+            Err(error) => {
+                self.cache.note_store_error("get", key, &error);
+                None
+            }
+        }
+    }
+
+    /// How long a response's lifetime lets it be served stale, from its directives or, without
+    /// them, the layer's settings.
+    pub(crate) fn stale_windows(
+        &self,
+        directive_swr: Option<Duration>,
+        directive_sie: Option<Duration>,
+    ) -> (Duration, Duration) {
+        (
+            directive_swr
+                .or(self.stale_while_revalidate)
+                .unwrap_or_default(),
+            directive_sie.or(self.stale_if_error).unwrap_or_default(),
+        )
+    }
+}

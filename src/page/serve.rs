@@ -1,0 +1,380 @@
+//! Running a request through the cache: answered at once from an in-process store when
+//! possible, otherwise through an async path that waits for other requests fetching the same
+//! page, takes the opt-in lock shared across processes, serves stale pages and refreshes them.
+
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, ready};
+
+use bytes::Buf;
+use http::request::Parts;
+use http::{Request, Response};
+use http_body::Body;
+use pin_project_lite::pin_project;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tower_service::Service;
+
+use super::flight::{self, Outcome, Role, Waited};
+use super::key::class_of;
+use super::lookup::Lookup;
+use super::{Bypass, CacheBody, CacheStatus, Config, Pending, Stale, Then};
+use crate::stampede::HeldLock;
+
+type BoxedResponse<B, E> =
+    Pin<Box<dyn Future<Output = Result<Response<CacheBody<B>>, E>> + Send + 'static>>;
+
+pin_project! {
+    /// The response future of the cache services.
+    pub struct ResponseFuture<F, B, E> {
+        #[pin]
+        state: State<F, B, E>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, B, E> {
+        // Answered without waiting.
+        Ready { response: Option<Response<CacheBody<B>>> },
+        // The inner service answers, then `then` says what to do with its response.
+        Inner {
+            #[pin]
+            future: F,
+            then: Option<Then>,
+            config: Arc<Config>,
+        },
+        // Anything that has to wait: a remote store, another request, a lock.
+        Boxed { future: BoxedResponse<B, E> },
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body,
+{
+    type Output = Result<Response<CacheBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            // Polled again after completion (a contract violation by the caller): stay pending
+            // rather than panic.
+            StateProj::Ready { response } => response
+                .take()
+                .map_or(Poll::Pending, |response| Poll::Ready(Ok(response))),
+            StateProj::Inner {
+                future,
+                then,
+                config,
+            } => Poll::Ready(match ready!(future.poll(cx)) {
+                Ok(response) => Ok(config.apply(then.take(), response)),
+                Err(error) => config.recover(then.take()).ok_or(error),
+            }),
+            StateProj::Boxed { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+/// How a service hands a request's verdict on: the combined layer finishes the response
+/// itself, the fetch half gives it to the update half through the request's extensions.
+pub(crate) type Deliver = fn(Then, &mut http::Extensions) -> Then;
+
+/// Looks `request` up and answers it from the cache or through `inner`.
+///
+/// `background` allows refreshing pages in the background (stale-while-revalidate, early
+/// refresh); the fetch half turns it off, because a background fetch would skip the middleware
+/// between the halves.
+pub(crate) fn call_cached<S, ReqBody, ResBody>(
+    config: &Arc<Config>,
+    inner: &mut S,
+    request: Request<ReqBody>,
+    deliver: Deliver,
+    background: bool,
+) -> ResponseFuture<S::Future, ResBody, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Body + Send + 'static,
+    ResBody::Data: Buf,
+{
+    let (mut parts, body) = request.into_parts();
+    let origin = |inner: &mut S, then: Then, mut parts: Parts, body: ReqBody| {
+        let then = deliver(then, &mut parts.extensions);
+        ResponseFuture {
+            state: State::Inner {
+                future: inner.call(Request::from_parts(parts, body)),
+                then: Some(then),
+                config: Arc::clone(config),
+            },
+        }
+    };
+    if class_of(&parts.method).is_none() {
+        return origin(inner, Then::Bypass(Bypass::Method), parts, body);
+    }
+    let mut first_wait = None;
+    if let Some(local) = config.local() {
+        match config.lookup_local(local, &parts) {
+            Lookup::Hit(entry) => {
+                let response =
+                    config.hit_response(&entry, &parts.method, &parts.headers, CacheStatus::Hit);
+                return ready(response);
+            }
+            Lookup::Bypass(bypass) => return origin(inner, Then::Bypass(bypass), parts, body),
+            Lookup::Refresh {
+                entry,
+                stale,
+                pending,
+            } if background => {
+                let status = refresh_status(stale);
+                let response = config.hit_response(&entry, &parts.method, &parts.headers, status);
+                refresh(config, inner.clone(), parts, body, pending);
+                return ready(response);
+            }
+            Lookup::Refresh { mut pending, .. } | Lookup::Miss(mut pending) => {
+                match config.join(&pending) {
+                    Role::Leader(leader) => {
+                        pending.leader = Some(leader);
+                        return origin(inner, Then::Finish(pending), parts, body);
+                    }
+                    Role::Pass => return origin(inner, Then::Finish(pending), parts, body),
+                    Role::Waiter(receiver) => first_wait = Some(receiver),
+                }
+            }
+        }
+    }
+    // The clone takes the place of the service that was driven to readiness, which moves into
+    // the waiting path.
+    let clone = inner.clone();
+    let mut inner = std::mem::replace(inner, clone);
+    let config = Arc::clone(config);
+    let future: BoxedResponse<ResBody, S::Error> = Box::pin(async move {
+        let then = match settle(&config, &mut parts, first_wait, background).await {
+            Settled::Answer(response) => return Ok(response),
+            Settled::Refresh(response, pending) => {
+                refresh(&config, inner, parts, body, pending);
+                return Ok(response);
+            }
+            Settled::Ask(then) => deliver(then, &mut parts.extensions),
+        };
+        // Readiness was reached for this call before the service was moved here.
+        match inner.call(Request::from_parts(parts, body)).await {
+            Ok(response) => Ok(config.apply(Some(then), response)),
+            Err(error) => config.recover(Some(then)).ok_or(error),
+        }
+    });
+    ResponseFuture {
+        state: State::Boxed { future },
+    }
+}
+
+fn ready<F, B, E>(response: Response<CacheBody<B>>) -> ResponseFuture<F, B, E> {
+    ResponseFuture {
+        state: State::Ready {
+            response: Some(response),
+        },
+    }
+}
+
+fn refresh_status(stale: bool) -> CacheStatus {
+    if stale {
+        CacheStatus::Stale(Stale::WhileRevalidate)
+    } else {
+        CacheStatus::Hit
+    }
+}
+
+/// The end of the waiting: a response to send (perhaps while the page is refreshed), or a
+/// verdict to ask the origin with.
+enum Settled<B> {
+    Answer(Response<CacheBody<B>>),
+    Refresh(Response<CacheBody<B>>, Box<Pending>),
+    Ask(Then),
+}
+
+/// How many times a request looks the page up (after waiting for others) before it asks the
+/// origin without waiting any more.
+const MAX_ROUNDS: usize = 3;
+
+/// Looks the request up until it can be answered from the cache, or it is this request's turn
+/// to ask the origin.
+async fn settle<B>(
+    config: &Arc<Config>,
+    parts: &mut Parts,
+    mut wait_for: Option<watch::Receiver<Option<Outcome>>>,
+    background: bool,
+) -> Settled<B> {
+    let mut join = config.coalesce;
+    let mut round = 0;
+    loop {
+        round += 1;
+        if let Some(receiver) = wait_for.take() {
+            config.counters.coalesced.fetch_add(1, Ordering::Relaxed);
+            match flight::wait(receiver, config.wait_timeout).await {
+                // The page cannot be shared, or the leader is too slow: ask the origin now.
+                Waited::Done(Outcome::NotStorable) | Waited::TimedOut => join = false,
+                Waited::Done(Outcome::Stored) | Waited::LeaderGone => {}
+            }
+        }
+        let mut pending = match config.lookup(parts).await {
+            Lookup::Hit(entry) => {
+                let status = CacheStatus::Hit;
+                return Settled::Answer(config.hit_response(
+                    &entry,
+                    &parts.method,
+                    &parts.headers,
+                    status,
+                ));
+            }
+            Lookup::Bypass(bypass) => return Settled::Ask(Then::Bypass(bypass)),
+            Lookup::Refresh {
+                entry,
+                stale,
+                pending,
+            } if background => {
+                let status = refresh_status(stale);
+                let response = config.hit_response(&entry, &parts.method, &parts.headers, status);
+                return Settled::Refresh(response, pending);
+            }
+            Lookup::Refresh { pending, .. } | Lookup::Miss(pending) => pending,
+        };
+        if !join || round >= MAX_ROUNDS {
+            return Settled::Ask(Then::Finish(pending));
+        }
+        match config.flights.join(pending.flight_key.clone()) {
+            Role::Leader(leader) => {
+                pending.leader = Some(leader);
+                if let Some(entry) = config.lock_across_processes(&mut pending, parts).await {
+                    let status = CacheStatus::Hit;
+                    return Settled::Answer(config.hit_response(
+                        &entry,
+                        &parts.method,
+                        &parts.headers,
+                        status,
+                    ));
+                }
+                return Settled::Ask(Then::Finish(pending));
+            }
+            Role::Pass => return Settled::Ask(Then::Finish(pending)),
+            Role::Waiter(receiver) => wait_for = Some(receiver),
+        }
+    }
+}
+
+impl Config {
+    /// The request's part in the flight for its page (always a pass when coalescing is off).
+    fn join(&self, pending: &Pending) -> Role {
+        if !self.coalesce {
+            return Role::Pass;
+        }
+        self.flights.join(pending.flight_key.clone())
+    }
+
+    /// With the opt-in lock, makes sure only one process asks the origin for a page: takes the
+    /// lock (then looks once more, in case another process just stored the page), or waits for
+    /// the process that holds it, looking for the page until it appears, the lock is free, or
+    /// the wait runs out. Returns the page when another process stored it.
+    async fn lock_across_processes(
+        &self,
+        pending: &mut Pending,
+        parts: &Parts,
+    ) -> Option<Arc<super::entry::Entry>> {
+        let settings = self.lock?;
+        if self.local().is_some() {
+            return None;
+        }
+        let store = Arc::clone(self.cache.store());
+        let key = self.store_safe(format!("{}|lock", pending.flight_key));
+        let deadline = Instant::now() + settings.wait;
+        let mut waited = false;
+        loop {
+            match store.try_lock(&key, settings.ttl).await {
+                Ok(Some(token)) => {
+                    let held = HeldLock::new(Arc::clone(&store), key, token);
+                    if let Lookup::Hit(entry) = self.lookup_remote(parts).await {
+                        return Some(entry);
+                    }
+                    pending.lock = Some(held);
+                    return None;
+                }
+                Ok(None) => {
+                    if !waited {
+                        waited = true;
+                        self.counters.lock_waits.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if Instant::now() >= deadline {
+                        return None;
+                    }
+                    tokio::time::sleep(settings.poll).await;
+                    if let Lookup::Hit(entry) = self.lookup_remote(parts).await {
+                        return Some(entry);
+                    }
+                }
+                Err(error) => {
+                    self.cache.note_store_error("lock", &key, &error);
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Fetches a page again in the background while its stored copy is served; only one refresh
+/// per page runs at a time.
+fn refresh<S, ReqBody, ResBody>(
+    config: &Arc<Config>,
+    inner: S,
+    parts: Parts,
+    body: ReqBody,
+    pending: Box<Pending>,
+) where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Body + Send + 'static,
+    ResBody::Data: Buf,
+{
+    let mut pending = pending;
+    let Role::Leader(leader) = config.join(&pending) else {
+        // Someone is already fetching this page.
+        return;
+    };
+    pending.leader = Some(leader);
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    config.counters.refreshes.fetch_add(1, Ordering::Relaxed);
+    let config = Arc::clone(config);
+    runtime.spawn(async move {
+        let mut inner = inner;
+        if poll_fn(|cx| inner.poll_ready(cx)).await.is_err() {
+            return;
+        }
+        if let Ok(response) = inner.call(Request::from_parts(parts, body)).await {
+            let response = config.apply(Some(Then::Finish(pending)), response);
+            drain(response.into_body()).await;
+        }
+    });
+}
+
+/// Reads a body to its end, so that a background refresh is recorded and stored.
+async fn drain<B: Body>(body: B) {
+    let mut body = Box::pin(body);
+    while let Some(frame) = poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        if frame.is_err() {
+            return;
+        }
+    }
+}

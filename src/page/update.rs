@@ -1,0 +1,371 @@
+//! The update step: whether a response is stored, for how long, and writing it.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Response, StatusCode};
+use http_body::Body;
+
+use super::body::Recorder;
+use super::entry::{self, Entry, Lifetime, Record, Variants};
+use super::flight::Leader;
+use super::key::{Class, request_value};
+use super::{CACHE_STATUS, CacheBody, CacheStatus, Config, Found, NotStored, Pending};
+use crate::headers::{CacheControl, Vary, patch_response_headers, patch_vary_headers, vary};
+use crate::stampede::{HeldLock, jittered, random_u64};
+use crate::store::{LocalValue, Ttl};
+
+/// The outcome of the storage decision.
+enum Decision {
+    Store(Lifetime),
+    Skip(NotStored),
+}
+
+/// What waits on a write: the waiters of this page's flight and the lock held for other
+/// processes. Both are released when the write is done (or dropped with it when it fails).
+#[derive(Default)]
+struct Waiting {
+    leader: Option<Leader>,
+    lock: Option<HeldLock>,
+}
+
+impl Waiting {
+    fn take(pending: &mut Pending) -> Waiting {
+        Waiting {
+            leader: pending.leader.take(),
+            lock: pending.lock.take(),
+        }
+    }
+
+    /// Releases the waiters: a stored page is there to be found; after a failed write they go
+    /// to the origin themselves, and the page skips coalescing for a while.
+    fn done(self, stored: bool, pass: Duration) {
+        if let Some(leader) = self.leader {
+            if stored {
+                leader.stored();
+            } else {
+                leader.not_storable(pass);
+            }
+        }
+        drop(self.lock);
+    }
+}
+
+impl Config {
+    /// The update step: decides whether the inner service's response is stored, patches its
+    /// headers as Django does, and records its body on the way to the client.
+    pub(crate) fn finish<B>(
+        self: &Arc<Config>,
+        mut pending: Box<Pending>,
+        response: Response<B>,
+    ) -> Response<CacheBody<B>>
+    where
+        B: Body,
+    {
+        let (mut parts, body) = response.into_parts();
+        let miss = pending.miss;
+        let decision = self.decide(&pending, &mut parts.headers, parts.status, &body);
+        let (status, body) = match decision {
+            Decision::Skip(reason) => {
+                Waiting::take(&mut pending).done(false, self.pass_timeout);
+                (CacheStatus::Miss(reason), CacheBody::passthrough(body))
+            }
+            Decision::Store(lifetime) if pending.class == Class::Head => {
+                // A HEAD response has no body worth waiting for (axum drops it outside this
+                // layer), so its headers are stored at once, with the length the body would
+                // have had.
+                let mut headers = parts.headers.clone();
+                if let Some(length) = body.size_hint().exact() {
+                    headers
+                        .entry(header::CONTENT_LENGTH)
+                        .or_insert_with(|| HeaderValue::from(length));
+                }
+                self.commit(
+                    pending,
+                    parts.status,
+                    headers,
+                    Bytes::new(),
+                    lifetime,
+                    self.now(),
+                );
+                (CacheStatus::Stored, CacheBody::passthrough(body))
+            }
+            Decision::Store(lifetime) => {
+                let config = Arc::clone(self);
+                let status = parts.status;
+                let headers = parts.headers.clone();
+                let stored_at = self.now();
+                let recorder = Recorder::new(self.max_body_size, move |body| {
+                    config.commit(pending, status, headers, body, lifetime, stored_at);
+                });
+                (CacheStatus::Stored, CacheBody::recording(body, recorder))
+            }
+        };
+        let mut response = Response::from_parts(parts, body);
+        self.mark(&mut response, status, miss);
+        response
+    }
+
+    /// Django's `UpdateCacheMiddleware` decision (spec A.5) with the fixes of part C: directives
+    /// parsed rather than substring-matched, `s-maxage` honoured, `Set-Cookie` not stored by
+    /// default, and `Expires` kept consistent with `max-age`.
+    fn decide<B: Body>(
+        &self,
+        pending: &Pending,
+        headers: &mut HeaderMap,
+        status: StatusCode,
+        body: &B,
+    ) -> Decision {
+        let storable_status = self.statuses.contains(&status);
+        if !storable_status && status != StatusCode::NOT_MODIFIED {
+            return Decision::Skip(NotStored::Status);
+        }
+        if is_event_stream(headers) {
+            return Decision::Skip(NotStored::EventStream);
+        }
+        if body.size_hint().lower() > self.max_body_size as u64 {
+            return Decision::Skip(NotStored::TooLarge);
+        }
+        let vary = vary(headers);
+        if headers.contains_key(header::SET_COOKIE) {
+            let varies_on_cookie =
+                matches!(&vary, Vary::Names(names) if names.contains(&header::COOKIE));
+            if varies_on_cookie || !self.store_set_cookie {
+                return Decision::Skip(NotStored::SetCookie);
+            }
+        }
+        let cache_control = CacheControl::from_headers(headers);
+        if cache_control.is_private() || cache_control.is_no_cache() || cache_control.is_no_store()
+        {
+            return Decision::Skip(NotStored::CacheControl);
+        }
+        if vary == Vary::Any {
+            return Decision::Skip(NotStored::VaryStar);
+        }
+        let origin_max_age = cache_control.s_maxage().or_else(|| cache_control.max_age());
+        let timeout = match (self.page_timeout, origin_max_age) {
+            (Some(page_timeout), _) => page_timeout,
+            (None, Some(max_age)) if max_age.is_zero() => {
+                return Decision::Skip(NotStored::ZeroTimeout);
+            }
+            (None, Some(max_age)) => max_age,
+            (None, None) => self.cache_timeout,
+        };
+        // Expires and max-age tell clients the same lifetime: the shorter of the timeout and any
+        // max-age the response already had (Django's C.8 inconsistency fixed).
+        let client_max_age = cache_control
+            .max_age()
+            .map_or(timeout, |max_age| max_age.min(timeout));
+        patch_response_headers(headers, client_max_age, self.now());
+        let has_authorization = request_value(&pending.headers, &header::AUTHORIZATION)
+            .is_some_and(|value| !value.is_empty());
+        if has_authorization && !cache_control.is_public() {
+            patch_vary_headers(headers, ["Authorization"]);
+        }
+        if timeout.is_zero() {
+            return Decision::Skip(NotStored::ZeroTimeout);
+        }
+        if !storable_status {
+            return Decision::Skip(NotStored::Status);
+        }
+        let (stale_while_revalidate, stale_if_error) = self.stale_windows(
+            cache_control.stale_while_revalidate(),
+            cache_control.stale_if_error(),
+        );
+        Decision::Store(Lifetime {
+            fresh: jittered(timeout, self.jitter),
+            stale_while_revalidate,
+            stale_if_error,
+        })
+    }
+
+    /// Stores a response whose body ended cleanly: as the URL's only entry when nothing varies,
+    /// otherwise as one variant under the URL's variant list (extended with this response's
+    /// `Vary` names).
+    fn commit(
+        &self,
+        pending: Box<Pending>,
+        status: StatusCode,
+        mut headers: HeaderMap,
+        body: Bytes,
+        lifetime: Lifetime,
+        stored_at: SystemTime,
+    ) {
+        let mut pending = *pending;
+        let waiting = Waiting::take(&mut pending);
+        prepare_stored_headers(
+            &mut headers,
+            pending.class,
+            body.len(),
+            self.cache_status_header,
+        );
+        let Vary::Names(names) = vary(&headers) else {
+            waiting.done(false, self.pass_timeout);
+            return;
+        };
+        let authorization = request_value(&pending.headers, &header::AUTHORIZATION);
+        let (etag, last_modified) = Entry::validators(&headers);
+        let mut entry = Entry {
+            status,
+            headers,
+            body,
+            stored_at,
+            lifetime,
+            extra: pending.extra,
+            authorization,
+            vary: Vec::new(),
+            etag,
+            last_modified,
+        };
+        let kept = lifetime.kept();
+        let direct = names.is_empty()
+            && self.key_part.is_none()
+            && !matches!(pending.found, Found::Variants(_));
+        if direct {
+            self.write(
+                vec![(pending.primary, Record::Entry(Box::new(entry)), kept)],
+                waiting,
+            );
+            return;
+        }
+        let found = match pending.found {
+            Found::Variants(variants) => Some(variants),
+            Found::Nothing | Found::Entry => None,
+        };
+        let mut union: Vec<HeaderName> = found
+            .as_ref()
+            .map_or_else(Vec::new, |found| found.names.clone());
+        union.extend(names);
+        union.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        union.dedup();
+        let lives_until = stored_at.checked_add(kept).unwrap_or(stored_at);
+        let variants = Variants {
+            generation: found
+                .as_ref()
+                .map_or_else(random_u64, |found| found.generation),
+            expires_at: found
+                .as_ref()
+                .map_or(lives_until, |found| found.expires_at.max(lives_until)),
+            names: union,
+        };
+        let variant = self.variant_store_key(
+            &pending.primary,
+            variants.generation,
+            &entry.extra,
+            &variants.names,
+            &pending.headers,
+        );
+        entry.vary = variants
+            .names
+            .iter()
+            .map(|name| (name.clone(), request_value(&pending.headers, name)))
+            .collect();
+        let mut writes = Vec::with_capacity(2);
+        if found.as_ref() != Some(&variants) {
+            let list_ttl = variants
+                .expires_at
+                .duration_since(stored_at)
+                .unwrap_or(kept)
+                .max(kept);
+            writes.push((pending.primary, Record::Variants(variants), list_ttl));
+        }
+        writes.push((variant, Record::Entry(Box::new(entry)), kept));
+        self.write(writes, waiting);
+    }
+
+    /// Writes records: at once into an in-process store, in a background task into a remote
+    /// one, then releases whoever waits on them. Failures are counted and logged, never raised.
+    fn write(&self, writes: Vec<(String, Record, Duration)>, waiting: Waiting) {
+        for (key, _, ttl) in &writes {
+            crate::log::page_stored(key, *ttl);
+        }
+        let pass = self.pass_timeout;
+        if let Some(local) = self.local() {
+            let mut stored = true;
+            for (key, record, ttl) in writes {
+                let (object, size): (LocalValue, usize) = match record {
+                    Record::Entry(entry) => {
+                        let size = entry.size();
+                        (Arc::<Entry>::from(entry), size)
+                    }
+                    Record::Variants(variants) => {
+                        let size = variants.size();
+                        (Arc::new(variants), size)
+                    }
+                };
+                if let Err(error) = local.set_object(&key, object, size, Some(ttl)) {
+                    self.cache.note_store_error("set", &key, &error);
+                    stored = false;
+                }
+            }
+            waiting.done(stored, pass);
+            return;
+        }
+        let encoded: Vec<(String, Bytes, Ttl)> = writes
+            .into_iter()
+            .map(|(key, record, ttl)| (key, entry::encode(&record), Some(ttl)))
+            .collect();
+        let cache = self.cache.clone();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            crate::log::no_runtime();
+            waiting.done(false, pass);
+            return;
+        };
+        runtime.spawn(async move {
+            for (key, bytes, ttl) in encoded {
+                if let Err(error) = cache.store().set(&key, bytes, ttl).await {
+                    cache.note_store_error("set", &key, &error);
+                    waiting.done(false, pass);
+                    return;
+                }
+            }
+            waiting.done(true, pass);
+        });
+    }
+}
+
+/// Hop-by-hop headers, which describe one connection and must not be replayed.
+const HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    header::TRANSFER_ENCODING,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+    HeaderName::from_static("keep-alive"),
+];
+
+/// Turns the response's headers into the ones every hit sends.
+fn prepare_stored_headers(
+    headers: &mut HeaderMap,
+    class: Class,
+    body_len: usize,
+    cache_status: bool,
+) {
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    // A placeholder, so that a hit replaces the value in place instead of growing the map.
+    headers.insert(header::AGE, HeaderValue::from_static("0"));
+    if class == Class::Get {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
+    }
+    if cache_status {
+        headers.insert(CACHE_STATUS, HeaderValue::from_static("axum-cache; hit"));
+    } else {
+        headers.remove(CACHE_STATUS);
+    }
+}
+
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .split(';')
+                .next()
+                .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("text/event-stream"))
+        })
+}

@@ -1,0 +1,211 @@
+//! Helpers against cache stampedes: flights that coalesce concurrent work on one key, locks held
+//! through a store, and randomness for lock tokens and TTL jitter.
+
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::store::{LockToken, Store};
+
+/// The work in progress, by key: one leader per key does it, the others wait for its result.
+#[derive(Debug)]
+pub(crate) struct Flights<V> {
+    running: Mutex<HashMap<String, watch::Receiver<Option<V>>>>,
+}
+
+impl<V> Default for Flights<V> {
+    fn default() -> Self {
+        Flights {
+            running: Mutex::default(),
+        }
+    }
+}
+
+/// A task's part in a flight.
+pub(crate) enum Joined<V: Send + Sync + 'static> {
+    /// Does the work; its waiters are released when it finishes or is dropped.
+    Leader(Leader<V>),
+    /// Waits for the leader.
+    Waiter(watch::Receiver<Option<V>>),
+}
+
+impl<V: Send + Sync + 'static> Flights<V> {
+    /// Joins the flight for `key`, or starts it.
+    pub(crate) fn join(self: &Arc<Self>, key: String) -> Joined<V> {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(receiver) = running.get(&key) {
+            return Joined::Waiter(receiver.clone());
+        }
+        let (sender, receiver) = watch::channel(None);
+        running.insert(key.clone(), receiver);
+        Joined::Leader(Leader {
+            flights: Arc::clone(self),
+            key,
+            sender,
+        })
+    }
+}
+
+/// The task doing the work for a key.
+pub(crate) struct Leader<V: Send + Sync + 'static> {
+    flights: Arc<Flights<V>>,
+    key: String,
+    sender: watch::Sender<Option<V>>,
+}
+
+impl<V: Send + Sync + 'static> Leader<V> {
+    /// Hands the result to the waiters.
+    pub(crate) fn finish(self, value: V) {
+        self.sender.send_replace(Some(value));
+    }
+
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl<V: Send + Sync + 'static> Drop for Leader<V> {
+    fn drop(&mut self) {
+        let mut running = self
+            .flights
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if running
+            .get(&self.key)
+            .is_some_and(|receiver| receiver.same_channel(&self.sender.subscribe()))
+        {
+            running.remove(&self.key);
+        }
+        // Dropping the sender wakes every waiter, whether or not a result was sent.
+    }
+}
+
+impl<V: Send + Sync + 'static> std::fmt::Debug for Leader<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leader").field("key", &self.key).finish()
+    }
+}
+
+/// How a wait for a leader ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Waited<V> {
+    /// The leader finished with this result.
+    Done(V),
+    /// The leader went away without a result (it failed, or was cancelled): look again, and
+    /// perhaps lead the next flight.
+    LeaderGone,
+    /// The wait ran out: do the work without waiting any more.
+    TimedOut,
+}
+
+/// Waits for the leader, at most `timeout`.
+pub(crate) async fn wait<V: Clone>(
+    mut receiver: watch::Receiver<Option<V>>,
+    timeout: Duration,
+) -> Waited<V> {
+    let finished = receiver.wait_for(Option::is_some);
+    match tokio::time::timeout(timeout, finished).await {
+        Ok(Ok(value)) => value.clone().map_or(Waited::LeaderGone, Waited::Done),
+        Ok(Err(_)) => Waited::LeaderGone,
+        Err(_) => Waited::TimedOut,
+    }
+}
+
+/// A random 64-bit number: a process-wide randomly seeded hash (the OS seeds `RandomState`) of
+/// a counter and the time, so values never repeat within a process and differ across
+/// processes. Not for cryptography; for lock tokens, generations and jitter.
+pub(crate) fn random_u64() -> u64 {
+    static SEED: OnceLock<RandomState> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.subsec_nanos());
+    SEED.get_or_init(RandomState::new).hash_one((count, nanos))
+}
+
+/// `ttl` shortened by a random fraction of at most `jitter` (0 to 1), so that entries written
+/// together do not all expire together.
+pub(crate) fn jittered(ttl: Duration, jitter: f64) -> Duration {
+    if jitter <= 0.0 || !jitter.is_finite() {
+        return ttl;
+    }
+    let fraction = (random_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    ttl.mul_f64(1.0 - jitter.min(1.0) * fraction)
+}
+
+/// A lock held through a store; released (in a background task) when dropped.
+pub(crate) struct HeldLock {
+    store: Arc<dyn Store>,
+    key: String,
+    token: Option<LockToken>,
+}
+
+impl HeldLock {
+    pub(crate) fn new(store: Arc<dyn Store>, key: String, token: LockToken) -> HeldLock {
+        HeldLock {
+            store,
+            key,
+            token: Some(token),
+        }
+    }
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        let Some(token) = self.token.take() else {
+            return;
+        };
+        let (store, key) = (Arc::clone(&self.store), std::mem::take(&mut self.key));
+        // Without a runtime the lock simply expires.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(error) = store.unlock(&key, &token).await {
+                    crate::log::store_failure("unlock", &key, &error);
+                }
+            });
+        }
+    }
+}
+
+impl std::fmt::Debug for HeldLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeldLock").field("key", &self.key).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_numbers_do_not_repeat() {
+        let mut seen: Vec<u64> = (0..1000).map(|_| random_u64()).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), 1000);
+    }
+
+    #[test]
+    fn jitter_only_shortens_and_stays_within_its_fraction() {
+        let ttl = Duration::from_secs(100);
+        assert_eq!(jittered(ttl, 0.0), ttl);
+        assert_eq!(jittered(ttl, f64::NAN), ttl);
+        let values: Vec<Duration> = (0..200).map(|_| jittered(ttl, 0.2)).collect();
+        assert!(
+            values
+                .iter()
+                .all(|v| *v <= ttl && *v >= Duration::from_secs(80))
+        );
+        assert!(
+            values.iter().any(|v| *v < Duration::from_secs(99)),
+            "jitter must vary"
+        );
+    }
+}
