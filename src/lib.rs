@@ -10,9 +10,8 @@
 //! | share entries between processes and machines | `store::RedisStore` (`redis` feature) | `RedisCache` |
 //! | switch caching off without touching code | [`store::DummyStore`] | `DummyCache` |
 //! | plug in your own backend | the [`store::Store`] trait and its [conformance suite](store::conformance) | a custom backend |
-//!
-//! Response caching (`cache_page`, the per-site layers), client-side caching headers,
-//! conditional requests and stampede protection build on this foundation.
+//! | cache whole responses per route or per site | [`cache_page`], [`CacheLayer`], [`UpdateCacheLayer`] + [`FetchFromCacheLayer`] | `@cache_page`, `CacheMiddleware` |
+//! | keep a cold page from being computed once per request | coalescing (on by default), [`CacheLayer::lock_across_processes`], stale serving | — |
 //!
 //! # Quick start
 //!
@@ -48,6 +47,10 @@
 //! - [Configuration](docs::configuration): named caches and cache URLs.
 //! - [Headers](docs::headers): `Cache-Control`, `Vary`, entity tags, HTTP dates and conditional
 //!   requests.
+//! - [Response caching](docs::page): `cache_page`, `CacheLayer`, the split layers, keys and
+//!   `Vary`, layer order, security.
+//! - [Stampede protection](docs::stampede): coalesced misses, locks across processes, stale
+//!   pages, early refresh and jitter.
 //!
 //! # Features
 //!
@@ -102,4 +105,6 @@ pub mod docs {
     pub mod headers {}
     #[doc = include_str!("docs/page.md")]
     pub mod page {}
+    #[doc = include_str!("docs/stampede.md")]
+    pub mod stampede {}
 }

@@ -45,7 +45,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::Barrier;
 
-use super::{Store, StoreError};
+use super::{LockToken, Store, StoreError};
 
 type Advance = Box<dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
@@ -107,6 +107,7 @@ pub async fn run(store: &dyn Store, clock: &TestClock) {
     zero_ttl_keeps_nothing(store).await;
     long_and_missing_ttls(store, clock).await;
     overwrite_replaces_the_expiry(store, clock).await;
+    locks(store, clock).await;
     clear_empties_the_namespace(store).await;
 }
 
@@ -558,6 +559,52 @@ pub async fn overwrite_replaces_the_expiry(store: &dyn Store, clock: &TestClock)
         "TTL removed by set"
     );
     assert_eq!(store.get("c:re:b").await.unwrap(), None, "TTL added by set");
+}
+
+/// `try_lock` gives a lock to one holder at a time, `unlock` only frees it for that holder, and
+/// a lock whose holder vanished expires.
+pub async fn locks(store: &dyn Store, clock: &TestClock) {
+    let token = store
+        .try_lock("c:lock", 2 * SECOND)
+        .await
+        .unwrap()
+        .expect("free lock");
+    assert!(
+        store
+            .try_lock("c:lock", 2 * SECOND)
+            .await
+            .unwrap()
+            .is_none(),
+        "lock held"
+    );
+    let stranger = LockToken::random();
+    assert!(
+        !store.unlock("c:lock", &stranger).await.unwrap(),
+        "unlock by a stranger"
+    );
+    assert!(
+        store
+            .try_lock("c:lock", 2 * SECOND)
+            .await
+            .unwrap()
+            .is_none(),
+        "still held"
+    );
+    assert!(
+        store.unlock("c:lock", &token).await.unwrap(),
+        "unlock by the holder"
+    );
+    assert!(
+        !store.unlock("c:lock", &token).await.unwrap(),
+        "unlock twice"
+    );
+    let abandoned = store.try_lock("c:lock", SECOND).await.unwrap();
+    assert!(abandoned.is_some(), "lock free again after unlock");
+    clock.advance(2 * SECOND).await;
+    assert!(
+        store.try_lock("c:lock", SECOND).await.unwrap().is_some(),
+        "expired lock"
+    );
 }
 
 /// `clear` removes every key of the store.

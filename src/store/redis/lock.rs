@@ -51,6 +51,11 @@ impl RedisLock {
         }
     }
 
+    /// The token, for [`Store::try_lock`](crate::store::Store::try_lock).
+    pub(super) fn into_token(self) -> String {
+        self.token
+    }
+
     /// The key this lock was taken on, as given to [`RedisStore::lock`].
     pub fn key(&self) -> &str {
         &self.key
@@ -80,6 +85,18 @@ impl RedisLock {
             .await?;
         Ok(int_reply(reply)? > 0)
     }
+}
+
+/// Releases the lock on `key` if it holds `token`, in one atomic step.
+pub(super) async fn release_token(
+    store: &RedisStore,
+    key: &str,
+    token: &str,
+) -> Result<bool, StoreError> {
+    let reply = store
+        .eval(RELEASE, vec![store.key(key)], vec![Value::from(token)])
+        .await?;
+    Ok(int_reply(reply)? > 0)
 }
 
 impl fmt::Debug for RedisLock {

@@ -15,7 +15,7 @@ use fred::prelude::{
 use fred::types::{ClusterHash, CustomCommand};
 use fred::util::redis_keyslot;
 
-use super::{Store, StoreError, StoreFuture, Ttl};
+use super::{LockToken, Store, StoreError, StoreFuture, Ttl};
 use crate::Error;
 
 mod breaker;
@@ -733,6 +733,17 @@ impl Store for RedisStore {
             self.scan_unlink(pattern).await?;
             Ok(())
         })
+    }
+
+    fn try_lock<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, Option<LockToken>> {
+        Box::pin(async move {
+            let lock = self.lock(key, ttl).await?;
+            Ok(lock.map(|lock| LockToken::new(lock.into_token())))
+        })
+    }
+
+    fn unlock<'a>(&'a self, key: &'a str, token: &'a LockToken) -> StoreFuture<'a, bool> {
+        Box::pin(lock::release_token(self, key, token.as_str()))
     }
 }
 

@@ -1,0 +1,768 @@
+//! Stampede protection with counted origin calls: coalesced misses, hit-for-pass, stale serving,
+//! early refresh, jitter, and the lock across processes on a real Redis.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum_cache::page::Stale;
+use axum_cache::store::{MemoryStore, Store, StoreFuture, Ttl};
+use axum_cache::{Cache, CacheLayer, CacheStatus, Timeout};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+/// Counts origin calls and holds them at a gate until the test opens it.
+#[derive(Clone)]
+struct Origin {
+    calls: Arc<AtomicUsize>,
+    gate: Arc<Semaphore>,
+}
+
+impl Origin {
+    fn gated() -> Origin {
+        Origin {
+            calls: Arc::default(),
+            gate: Arc::new(Semaphore::new(0)),
+        }
+    }
+
+    fn open() -> Origin {
+        let origin = Origin::gated();
+        origin.release();
+        origin
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// Lets every waiting and future call through.
+    fn release(&self) {
+        self.gate.add_permits(Semaphore::MAX_PERMITS / 2);
+    }
+
+    /// Counts the call, waits at the gate, and answers `page <n>` with `headers`.
+    async fn answer(&self, headers: &[(&'static str, &'static str)]) -> Response {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        drop(self.gate.acquire().await.expect("gate open"));
+        let mut response = format!("page {n}").into_response();
+        for (name, value) in headers {
+            response
+                .headers_mut()
+                .insert(*name, HeaderValue::from_static(value));
+        }
+        response
+    }
+}
+
+fn app(
+    layer: CacheLayer,
+    origin: &Origin,
+    headers: &'static [(&'static str, &'static str)],
+) -> Router {
+    let origin = origin.clone();
+    Router::new()
+        .route(
+            "/page",
+            get(move || {
+                let origin = origin.clone();
+                async move { origin.answer(headers).await }
+            }),
+        )
+        .layer(layer)
+}
+
+fn request() -> Request<Body> {
+    Request::builder()
+        .uri("/page")
+        .header("host", "example.com")
+        .body(Body::empty())
+        .expect("request")
+}
+
+struct Reply {
+    status: StatusCode,
+    body: String,
+    cache: Option<CacheStatus>,
+}
+
+async fn send(app: &Router) -> Reply {
+    let response = app.clone().oneshot(request()).await.expect("infallible");
+    let cache = response.extensions().get::<CacheStatus>().copied();
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    Reply {
+        status,
+        body: String::from_utf8(body.to_vec()).expect("utf-8"),
+        cache,
+    }
+}
+
+/// Yields until `ready` holds; the test fails (instead of hanging) if it does not within a
+/// generous real-time bound.
+async fn until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if ready() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("never happened: {what}");
+}
+
+/// The reply to a request if it is ready at once, without waiting (an in-process store answers
+/// hits synchronously). Used to watch for a background refresh landing without sending
+/// requests that would wait themselves.
+fn reply_now(app: &Router) -> Option<Reply> {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let mut context = Context::from_waker(Waker::noop());
+    let Poll::Ready(Ok(response)) = Box::pin(app.clone().oneshot(request()))
+        .as_mut()
+        .poll(&mut context)
+    else {
+        return None;
+    };
+    let cache = response.extensions().get::<CacheStatus>().copied();
+    let status = response.status();
+    let Poll::Ready(Ok(body)) = Box::pin(response.into_body().collect())
+        .as_mut()
+        .poll(&mut context)
+    else {
+        return None;
+    };
+    Some(Reply {
+        status,
+        body: String::from_utf8(body.to_bytes().to_vec()).ok()?,
+        cache,
+    })
+}
+
+/// A store that keeps bytes only, as a remote store does.
+#[derive(Debug, Clone, Default)]
+struct BytesOnly(MemoryStore);
+
+impl Store for BytesOnly {
+    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>> {
+        self.0.get(key)
+    }
+    fn get_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
+        self.0.get_many(keys)
+    }
+    fn set<'a>(&'a self, key: &'a str, value: Bytes, ttl: Ttl) -> StoreFuture<'a, ()> {
+        self.0.set(key, value, ttl)
+    }
+    fn set_many<'a>(
+        &'a self,
+        entries: Vec<(String, Bytes)>,
+        ttl: Ttl,
+    ) -> StoreFuture<'a, Vec<String>> {
+        self.0.set_many(entries, ttl)
+    }
+    fn add<'a>(&'a self, key: &'a str, value: Bytes, ttl: Ttl) -> StoreFuture<'a, bool> {
+        self.0.add(key, value, ttl)
+    }
+    fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
+        self.0.delete(key)
+    }
+    fn delete_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, u64> {
+        self.0.delete_many(keys)
+    }
+    fn incr<'a>(&'a self, key: &'a str, delta: i64) -> StoreFuture<'a, i64> {
+        self.0.incr(key, delta)
+    }
+    fn touch<'a>(&'a self, key: &'a str, ttl: Ttl) -> StoreFuture<'a, bool> {
+        self.0.touch(key, ttl)
+    }
+    fn clear(&self) -> StoreFuture<'_, ()> {
+        self.0.clear()
+    }
+}
+
+mod coalescing {
+    use super::*;
+
+    async fn cold_burst(cache: Cache) {
+        const REQUESTS: usize = 1000;
+        let origin = Origin::gated();
+        let layer = CacheLayer::new(cache);
+        let app = app(layer.clone(), &origin, &[]);
+        let tasks: Vec<_> = (0..REQUESTS)
+            .map(|_| {
+                let app = app.clone();
+                tokio::spawn(async move { send(&app).await })
+            })
+            .collect();
+        // Every request but the first is waiting for it before the origin answers.
+        until("999 requests waiting", || {
+            layer.stats().coalesced == REQUESTS as u64 - 1 && origin.calls() == 1
+        })
+        .await;
+        origin.release();
+        for task in tasks {
+            let reply = task.await.expect("task");
+            assert_eq!(
+                (reply.status, reply.body.as_str()),
+                (StatusCode::OK, "page 1")
+            );
+        }
+        assert_eq!(origin.calls(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cold_burst_calls_the_origin_once() {
+        cold_burst(Cache::new(MemoryStore::new())).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cold_burst_on_a_remote_store_calls_the_origin_once() {
+        cold_burst(Cache::new(BytesOnly::default())).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn get_or_set_computes_once_for_a_burst() {
+        let cache = Cache::new(MemoryStore::new());
+        let origin = Origin::gated();
+        let tasks: Vec<_> = (0..1000)
+            .map(|_| {
+                let (cache, origin) = (cache.clone(), origin.clone());
+                tokio::spawn(async move {
+                    cache
+                        .get_or_set("report", Timeout::Default, || async move {
+                            let n = origin.calls.fetch_add(1, Ordering::SeqCst) + 1;
+                            drop(origin.gate.acquire().await.expect("gate"));
+                            n
+                        })
+                        .await
+                        .expect("get_or_set")
+                })
+            })
+            .collect();
+        until("999 tasks waiting", || {
+            cache.coalesced() == 999 && origin.calls() == 1
+        })
+        .await;
+        origin.release();
+        for task in tasks {
+            assert_eq!(task.await.expect("task"), 1);
+        }
+        assert_eq!(origin.calls(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_leader_that_panics_hands_over_to_a_waiter() {
+        let cache = Cache::new(MemoryStore::new());
+        let layer = CacheLayer::new(cache);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(Semaphore::new(0));
+        let router = {
+            let (calls, gate) = (Arc::clone(&calls), Arc::clone(&gate));
+            Router::new()
+                .route(
+                    "/page",
+                    get(move || {
+                        let (calls, gate) = (Arc::clone(&calls), Arc::clone(&gate));
+                        async move {
+                            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                            drop(gate.acquire().await.expect("gate"));
+                            assert!(n > 1, "the first origin call fails hard");
+                            format!("page {n}")
+                        }
+                    }),
+                )
+                .layer(layer.clone())
+        };
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let router = router.clone();
+                tokio::spawn(async move { send(&router).await })
+            })
+            .collect();
+        until("49 waiting", || layer.stats().coalesced == 49).await;
+        gate.add_permits(1000);
+        let mut ok = 0;
+        for task in tasks {
+            if let Ok(reply) = task.await {
+                assert_eq!(reply.body, "page 2");
+                ok += 1;
+            }
+        }
+        assert_eq!(ok, 49, "only the request whose handler panicked fails");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "one failure, then one call for all"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_leader_with_an_unstorable_answer_releases_the_waiters_to_the_origin() {
+        let cache = Cache::new(MemoryStore::new());
+        let origin = Origin::gated();
+        let layer = CacheLayer::new(cache);
+        let app = app(layer.clone(), &origin, &[("cache-control", "private")]);
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let app = app.clone();
+                tokio::spawn(async move { send(&app).await })
+            })
+            .collect();
+        until("19 waiting", || layer.stats().coalesced == 19).await;
+        origin.release();
+        let mut bodies: Vec<String> = Vec::new();
+        for task in tasks {
+            let reply = task.await.expect("task");
+            assert_eq!(reply.status, StatusCode::OK);
+            bodies.push(reply.body);
+        }
+        bodies.sort();
+        bodies.dedup();
+        assert_eq!(
+            bodies.len(),
+            20,
+            "a private page is never shared: {bodies:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unstorable_page_is_not_serialised() {
+        // Learn that the page is not storable, then send 100 requests whose handlers can only
+        // finish once all 100 are inside at the same time.
+        let cache = Cache::new(MemoryStore::new());
+        let layer = CacheLayer::new(cache);
+        let barrier = Arc::new(tokio::sync::Barrier::new(100));
+        let router = {
+            let barrier = Arc::clone(&barrier);
+            Router::new()
+                .route(
+                    "/page",
+                    get(move |headers: HeaderMap| {
+                        let barrier = Arc::clone(&barrier);
+                        async move {
+                            if headers.contains_key("x-burst") {
+                                barrier.wait().await;
+                            }
+                            ([("cache-control", "no-store")], "uncacheable")
+                        }
+                    }),
+                )
+                .layer(layer.clone())
+        };
+        assert_eq!(send(&router).await.body, "uncacheable");
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let router = router.clone();
+                tokio::spawn(async move {
+                    let request = Request::builder()
+                        .uri("/page")
+                        .header("host", "example.com")
+                        .header("x-burst", "1")
+                        .body(Body::empty())
+                        .expect("request");
+                    router.oneshot(request).await.expect("response").status()
+                })
+            })
+            .collect();
+        let all = async {
+            for task in tasks {
+                assert_eq!(task.await.expect("task"), StatusCode::OK);
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), all)
+            .await
+            .expect("the requests ran one after another");
+        assert_eq!(layer.stats().coalesced, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn coalescing_can_be_turned_off() {
+        let cache = Cache::new(MemoryStore::new());
+        let origin = Origin::gated();
+        let layer = CacheLayer::new(cache).coalesce(false);
+        let app = app(layer.clone(), &origin, &[]);
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let app = app.clone();
+                tokio::spawn(async move { send(&app).await })
+            })
+            .collect();
+        until("10 origin calls", || origin.calls() == 10).await;
+        origin.release();
+        for task in tasks {
+            task.await.expect("task");
+        }
+        assert_eq!(layer.stats().coalesced, 0);
+    }
+}
+
+/// A wall clock that moves with tokio's paused clock.
+#[derive(Clone)]
+struct Clock(Arc<AtomicU64>);
+
+impl Clock {
+    fn new() -> Clock {
+        Clock(Arc::new(AtomicU64::new(1_700_000_000_000)))
+    }
+
+    fn reader(&self) -> impl Fn() -> SystemTime + Send + Sync + 'static {
+        let millis = Arc::clone(&self.0);
+        move || UNIX_EPOCH + Duration::from_millis(millis.load(Ordering::SeqCst))
+    }
+
+    async fn advance(&self, by: Duration) {
+        self.0.fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+        tokio::time::advance(by).await;
+    }
+}
+
+mod stale {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn stale_while_revalidate_serves_at_once_and_refreshes_once() {
+        let clock = Clock::new();
+        let origin = Origin::gated();
+        let layer = CacheLayer::new(Cache::new(MemoryStore::new())).clock(clock.reader());
+        let app = app(
+            layer.clone(),
+            &origin,
+            &[("cache-control", "max-age=10, stale-while-revalidate=60")],
+        );
+        origin.gate.add_permits(1);
+        assert_eq!(send(&app).await.body, "page 1");
+        clock.advance(Duration::from_secs(15)).await;
+        // The refresh waits at the closed gate while more requests come.
+        for _ in 0..5 {
+            let reply = send(&app).await;
+            assert_eq!(reply.body, "page 1", "the stale page, at once");
+            assert_eq!(
+                reply.cache,
+                Some(CacheStatus::Stale(Stale::WhileRevalidate))
+            );
+        }
+        until("the refresh reached the origin", || origin.calls() == 2).await;
+        assert_eq!(
+            layer.stats().refreshes,
+            1,
+            "one refresh for all stale requests"
+        );
+        assert_eq!(layer.stats().stale_served, 5);
+        origin.release();
+        until("the refreshed page is served", || {
+            reply_now(&app).is_some_and(|reply| reply.body == "page 2")
+        })
+        .await;
+        let fresh = send(&app).await;
+        assert_eq!(
+            (fresh.cache, fresh.body.as_str()),
+            (Some(CacheStatus::Hit), "page 2")
+        );
+        assert_eq!(origin.calls(), 2);
+        assert_eq!(layer.stats().refreshes, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stale_if_error_stands_in_for_a_failing_origin_within_its_window() {
+        let clock = Clock::new();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let layer = CacheLayer::new(Cache::new(MemoryStore::new())).clock(clock.reader());
+        let router = {
+            let calls = Arc::clone(&calls);
+            Router::new()
+                .route(
+                    "/page",
+                    get(move || {
+                        let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                        async move {
+                            if n == 1 {
+                                (
+                                    [("cache-control", "max-age=10, stale-if-error=300")],
+                                    "good",
+                                )
+                                    .into_response()
+                            } else {
+                                (StatusCode::SERVICE_UNAVAILABLE, "down").into_response()
+                            }
+                        }
+                    }),
+                )
+                .layer(layer.clone())
+        };
+        assert_eq!(send(&router).await.body, "good");
+        clock.advance(Duration::from_secs(20)).await;
+        let reply = send(&router).await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (StatusCode::OK, "good")
+        );
+        assert_eq!(reply.cache, Some(CacheStatus::Stale(Stale::IfError)));
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "the origin was asked first"
+        );
+        clock.advance(Duration::from_secs(300)).await;
+        let reply = send(&router).await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "down")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stale_if_error_covers_service_errors_and_layer_settings() {
+        let clock = Clock::new();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let layer = CacheLayer::new(Cache::new(MemoryStore::new()))
+            .clock(clock.reader())
+            .stale_if_error(Duration::from_secs(60));
+        let service = {
+            let calls = Arc::clone(&calls);
+            tower::ServiceBuilder::new()
+                .layer(layer)
+                .service_fn(move |_: Request<Body>| {
+                    let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                    async move {
+                        if n == 1 {
+                            let mut response = Response::new(Body::from("good"));
+                            response
+                                .headers_mut()
+                                .insert("cache-control", HeaderValue::from_static("max-age=10"));
+                            Ok(response)
+                        } else {
+                            Err(std::io::Error::other("connection refused"))
+                        }
+                    }
+                })
+        };
+        let first = service.clone().oneshot(request()).await.expect("first");
+        first.into_body().collect().await.expect("body");
+        clock.advance(Duration::from_secs(30)).await;
+        let response = service
+            .clone()
+            .oneshot(request())
+            .await
+            .expect("stale instead of the error");
+        assert_eq!(
+            response.extensions().get::<CacheStatus>(),
+            Some(&CacheStatus::Stale(Stale::IfError))
+        );
+        assert_eq!(
+            response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes(),
+            "good"
+        );
+        clock.advance(Duration::from_secs(60)).await;
+        assert!(
+            service.clone().oneshot(request()).await.is_err(),
+            "past the window"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refresh_before_keeps_a_popular_page_from_expiring() {
+        let clock = Clock::new();
+        let origin = Origin::open();
+        let layer = CacheLayer::new(Cache::new(MemoryStore::new()))
+            .clock(clock.reader())
+            .refresh_before(Duration::from_secs(5));
+        let app = app(layer.clone(), &origin, &[("cache-control", "max-age=10")]);
+        assert_eq!(send(&app).await.body, "page 1");
+        clock.advance(Duration::from_secs(6)).await;
+        let reply = send(&app).await;
+        assert_eq!(
+            (reply.cache, reply.body.as_str()),
+            (Some(CacheStatus::Hit), "page 1")
+        );
+        until("the early refresh ran", || origin.calls() == 2).await;
+        until("the refreshed page is served", || {
+            reply_now(&app).is_some_and(|reply| reply.body == "page 2")
+        })
+        .await;
+        assert_eq!(layer.stats().refreshes, 1);
+        // At 11 s the first copy would have expired; the refreshed one (stored at 6 s) answers.
+        clock.advance(Duration::from_secs(5)).await;
+        let reply = send(&app).await;
+        assert_eq!(
+            (reply.cache, reply.body.as_str()),
+            (Some(CacheStatus::Hit), "page 2")
+        );
+        // The refreshed copy is itself in its refresh window now, so it is refreshed in turn.
+        assert_eq!(layer.stats().refreshes, 2);
+    }
+}
+
+mod jitter {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn jittered_pages_expire_apart() {
+        let clock = Clock::new();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let layer = CacheLayer::new(Cache::new(MemoryStore::new()))
+            .clock(clock.reader())
+            .jitter(0.5);
+        let router = {
+            let calls = Arc::clone(&calls);
+            Router::new()
+                .route(
+                    "/{n}",
+                    get(move || {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        async { ([("cache-control", "max-age=100")], "page") }
+                    }),
+                )
+                .layer(layer)
+        };
+        let get = |n: usize| {
+            Request::builder()
+                .uri(format!("/{n}"))
+                .header("host", "example.com")
+                .body(Body::empty())
+                .expect("request")
+        };
+        for n in 0..50 {
+            let response = router.clone().oneshot(get(n)).await.expect("response");
+            assert_eq!(
+                response.headers()["cache-control"],
+                "max-age=100",
+                "clients see it all"
+            );
+            response.into_body().collect().await.expect("body");
+        }
+        clock.advance(Duration::from_secs(75)).await;
+        let mut hits = 0;
+        for n in 0..50 {
+            let response = router.clone().oneshot(get(n)).await.expect("response");
+            if response.extensions().get::<CacheStatus>() == Some(&CacheStatus::Hit) {
+                hits += 1;
+            }
+            response.into_body().collect().await.expect("body");
+        }
+        assert!(
+            hits > 0 && hits < 50,
+            "{hits} of 50 pages still fresh at 75 s"
+        );
+    }
+}
+
+#[cfg(feature = "redis")]
+mod across_processes {
+    use super::*;
+    use axum_cache::store::RedisStore;
+    use support::redis;
+
+    async fn instance(url: &str, origin: &Origin) -> (Router, CacheLayer) {
+        let store = RedisStore::builder(url)
+            .prefix("stampede")
+            .command_timeout(Duration::from_secs(5))
+            .build()
+            .await
+            .expect("connects");
+        let layer = CacheLayer::new(Cache::new(store))
+            .lock_across_processes(Duration::from_secs(10), Duration::from_secs(10));
+        (app(layer.clone(), origin, &[]), layer)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_instances_sharing_redis_call_the_origin_once() {
+        let Some(server) = redis::redis() else { return };
+        let origin = Origin::gated();
+        let (a, layer_a) = instance(&server.url(), &origin).await;
+        let (b, layer_b) = instance(&server.url(), &origin).await;
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let app = if i % 2 == 0 { a.clone() } else { b.clone() };
+                tokio::spawn(async move { send(&app).await })
+            })
+            .collect();
+        until(
+            "one leader per instance, one of them waiting for the other's lock",
+            || {
+                let (sa, sb) = (layer_a.stats(), layer_b.stats());
+                let (waiting, locked) =
+                    (sa.coalesced + sb.coalesced, sa.lock_waits + sb.lock_waits);
+                waiting == 198 && locked == 1 && origin.calls() == 1
+            },
+        )
+        .await;
+        origin.release();
+        for task in tasks {
+            let reply = task.await.expect("task");
+            assert_eq!(
+                (reply.status, reply.body.as_str()),
+                (StatusCode::OK, "page 1")
+            );
+        }
+        assert_eq!(origin.calls(), 1, "one origin call across both instances");
+    }
+
+    #[test]
+    fn a_lock_whose_holder_died_only_delays_others_until_it_expires() {
+        let Some(server) = redis::redis() else { return };
+        let url = server.url();
+        let origin = Origin::gated();
+        // The "dying" process: its own runtime, shut down while its request holds the lock.
+        let doomed = tokio::runtime::Runtime::new().expect("runtime");
+        let store = doomed.block_on(RedisStore::builder(&url).prefix("stampede-dead").build());
+        let store = store.expect("connects");
+        let ttl = Duration::from_secs(1);
+        let layer =
+            CacheLayer::new(Cache::new(store)).lock_across_processes(ttl, Duration::from_secs(10));
+        let dying = app(layer, &origin, &[]);
+        doomed.spawn(async move { send(&dying).await });
+        let survivor_runtime = tokio::runtime::Runtime::new().expect("runtime");
+        survivor_runtime.block_on(until("the doomed request reached the origin", || {
+            origin.calls() == 1
+        }));
+        doomed.shutdown_background();
+
+        survivor_runtime.block_on(async {
+            let (survivor, layer) = {
+                let store = RedisStore::builder(&url)
+                    .prefix("stampede-dead")
+                    .build()
+                    .await
+                    .expect("connects");
+                let layer = CacheLayer::new(Cache::new(store))
+                    .lock_across_processes(ttl, Duration::from_secs(10));
+                (app(layer.clone(), &origin, &[]), layer)
+            };
+            origin.release();
+            let started = tokio::time::Instant::now();
+            let reply = send(&survivor).await;
+            assert_eq!(
+                (reply.status, reply.body.as_str()),
+                (StatusCode::OK, "page 2")
+            );
+            assert_eq!(
+                layer.stats().lock_waits,
+                1,
+                "it found the dead holder's lock"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "it went on once the lock expired, well before its 10 s wait"
+            );
+        });
+    }
+}
