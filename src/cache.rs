@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::codec;
 use crate::key::{self, KeyFn};
-use crate::stampede::{self, Flights, Joined, Waited};
+use crate::stampede::{self, Flights, HeldLock, Joined, Waited};
 use crate::store::{Store, StoreError, Ttl};
 use crate::{Error, Timeout};
 
@@ -66,7 +66,9 @@ struct Shared {
     store_errors: AtomicU64,
     flights: Arc<Flights<Bytes>>,
     coalesced: AtomicU64,
+    lock_waits: AtomicU64,
     wait_timeout: Duration,
+    lock: Option<(Duration, Duration)>,
 }
 
 /// Configures a [`Cache`]; made by [`Cache::builder`].
@@ -79,7 +81,11 @@ pub struct CacheBuilder {
     key_fn: Option<KeyFn>,
     ignore_errors: bool,
     wait_timeout: Duration,
+    lock: Option<(Duration, Duration)>,
 }
+
+/// How often `get_or_set` looks for the value while another process holds its lock.
+const LOCK_POLL: Duration = Duration::from_millis(25);
 
 /// How many times `get_or_set` waits for another task before computing by itself.
 const MAX_ROUNDS: usize = 3;
@@ -376,8 +382,9 @@ impl Cache {
         for _ in 0..MAX_ROUNDS {
             let receiver = match self.shared.flights.join(store_key.clone()) {
                 Joined::Leader(leader) => {
-                    // Another task may have stored the value since the first read.
-                    if let Some(bytes) = self.read_bytes_for_flight::<T>(&store_key).await? {
+                    // Another task, or process, may have stored the value since the first read.
+                    let (found, _lock) = self.lock_across_processes::<T>(&store_key).await?;
+                    if let Some(bytes) = found {
                         leader.finish(bytes.clone());
                         return decode_computed(key, &bytes);
                     }
@@ -402,6 +409,51 @@ impl Cache {
         // Waited long enough: compute without the others.
         let (value, _) = self.compute(key, &store_key, timeout, init).await?;
         Ok(value)
+    }
+
+    /// Before computing: with the opt-in lock, takes the key's lock in the store, or waits for
+    /// the process holding it until the value appears, the lock is free or the wait runs out.
+    /// Returns the value if another task or process stored it, and the lock if it is ours
+    /// (released when dropped, after the value is stored).
+    async fn lock_across_processes<T: DeserializeOwned>(
+        &self,
+        store_key: &str,
+    ) -> Result<(Option<Bytes>, Option<HeldLock>), Error> {
+        let found = self.read_bytes_for_flight::<T>(store_key).await?;
+        let Some((ttl, wait)) = self.shared.lock.filter(|_| found.is_none()) else {
+            return Ok((found, None));
+        };
+        if self.shared.store.as_local().is_some() {
+            return Ok((None, None));
+        }
+        let store = &self.shared.store;
+        let lock_key = key::store_safe(format!("{store_key}|lock"));
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut waited = false;
+        loop {
+            match store.try_lock(&lock_key, ttl).await {
+                Ok(Some(token)) => {
+                    let held = HeldLock::new(Arc::clone(store), lock_key, token);
+                    let found = self.read_bytes_for_flight::<T>(store_key).await?;
+                    return Ok((found, Some(held)));
+                }
+                Ok(None) if tokio::time::Instant::now() < deadline => {
+                    if !waited {
+                        waited = true;
+                        self.shared.lock_waits.fetch_add(1, Ordering::Relaxed);
+                    }
+                    tokio::time::sleep(LOCK_POLL).await;
+                    if let Some(bytes) = self.read_bytes_for_flight::<T>(store_key).await? {
+                        return Ok((Some(bytes), None));
+                    }
+                }
+                Ok(None) => return Ok((None, None)),
+                Err(error) => {
+                    self.note_store_error("lock", &lock_key, &error);
+                    return Ok((None, None));
+                }
+            }
+        }
     }
 
     /// Runs `init` and stores its result; a failed write is counted, and the value returned.
@@ -435,6 +487,12 @@ impl Cache {
     /// [`get_or_set`](Cache::get_or_set).
     pub fn coalesced(&self) -> u64 {
         self.shared.coalesced.load(Ordering::Relaxed)
+    }
+
+    /// How many times [`get_or_set`](Cache::get_or_set) waited for another process's lock (see
+    /// [`lock_across_processes`](CacheBuilder::lock_across_processes)).
+    pub fn lock_waits(&self) -> u64 {
+        self.shared.lock_waits.load(Ordering::Relaxed)
     }
 
     /// The stored bytes under `store_key` if they decode as `T`, for a flight's double check.
@@ -714,7 +772,18 @@ impl CacheBuilder {
             key_fn: None,
             ignore_errors: false,
             wait_timeout: DEFAULT_WAIT_TIMEOUT,
+            lock: None,
         }
+    }
+
+    /// Make [`get_or_set`](Cache::get_or_set) compute a missing value once across the
+    /// processes sharing a remote store: the first takes a lock in the store (living at most
+    /// `ttl`, in case it dies) and the others wait up to `wait` for the value it stores, then
+    /// compute it themselves. No effect with an in-process store. See the
+    /// [stampede chapter](crate::docs::stampede).
+    pub fn lock_across_processes(mut self, ttl: Duration, wait: Duration) -> Self {
+        self.lock = Some((ttl, wait));
+        self
     }
 
     /// The longest [`get_or_set`](Cache::get_or_set) waits for another task computing the same
@@ -786,7 +855,9 @@ impl CacheBuilder {
                 store_errors: AtomicU64::new(0),
                 flights: Arc::default(),
                 coalesced: AtomicU64::new(0),
+                lock_waits: AtomicU64::new(0),
                 wait_timeout: self.wait_timeout,
+                lock: self.lock,
             }),
             version: self.version,
         }

@@ -716,6 +716,54 @@ mod across_processes {
         assert_eq!(origin.calls(), 1, "one origin call across both instances");
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn get_or_set_computes_once_across_instances() {
+        let Some(server) = redis::redis() else { return };
+        let cache = |url: String| async move {
+            let store = RedisStore::builder(url)
+                .prefix("stampede-values")
+                .command_timeout(Duration::from_secs(5))
+                .build()
+                .await
+                .expect("connects");
+            Cache::builder(store)
+                .lock_across_processes(Duration::from_secs(10), Duration::from_secs(10))
+                .build()
+        };
+        let (a, b) = (cache(server.url()).await, cache(server.url()).await);
+        let origin = Origin::gated();
+        let tasks: Vec<_> = (0..100)
+            .map(|i| {
+                let cache = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let origin = origin.clone();
+                tokio::spawn(async move {
+                    cache
+                        .get_or_set("report", Timeout::Default, || async move {
+                            let n = origin.calls.fetch_add(1, Ordering::SeqCst) + 1;
+                            drop(origin.gate.acquire().await.expect("gate"));
+                            n
+                        })
+                        .await
+                        .expect("get_or_set")
+                })
+            })
+            .collect();
+        until(
+            "one computing, the other instance waiting for its lock",
+            || {
+                a.coalesced() + b.coalesced() == 98
+                    && a.lock_waits() + b.lock_waits() == 1
+                    && origin.calls() == 1
+            },
+        )
+        .await;
+        origin.release();
+        for task in tasks {
+            assert_eq!(task.await.expect("task"), 1);
+        }
+        assert_eq!(origin.calls(), 1, "one computation across both instances");
+    }
+
     #[test]
     fn a_lock_whose_holder_died_only_delays_others_until_it_expires() {
         let Some(server) = redis::redis() else { return };
