@@ -55,6 +55,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 pub struct Cache {
     shared: Arc<Shared>,
     version: i64,
+    /// Tags written with every value through this handle (see [`Cache::with_tags`]).
+    tags: Option<Arc<[String]>>,
 }
 
 struct Shared {
@@ -130,7 +132,101 @@ impl Cache {
         Cache {
             shared: Arc::clone(&self.shared),
             version,
+            tags: self.tags.clone(),
         }
+    }
+
+    /// The same cache, writing every value with these tags, so that
+    /// [`invalidate_tag`](Cache::invalidate_tag) can make them all misses at once. Reads through
+    /// any handle check the tags of what they find.
+    ///
+    /// ```
+    /// # use axum_cache::{Cache, Timeout, store::MemoryStore};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), axum_cache::Error> {
+    /// let cache = Cache::new(MemoryStore::new());
+    /// cache.with_tags(["articles"]).set("article:1", "Hello", Timeout::Never).await?;
+    /// cache.with_tags(["articles"]).set("article:2", "World", Timeout::Never).await?;
+    /// cache.invalidate_tag("articles").await?;
+    /// assert_eq!(cache.get::<String>("article:1").await?, None);
+    /// assert_eq!(cache.get::<String>("article:2").await?, None);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_tags<I, T>(&self, tags: I) -> Cache
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        let tags: Arc<[String]> = tags.into_iter().map(Into::into).collect();
+        Cache {
+            shared: Arc::clone(&self.shared),
+            version: self.version,
+            tags: (!tags.is_empty()).then_some(tags),
+        }
+    }
+
+    /// Makes every value and page written with `tag` (through any cache sharing this store and
+    /// key prefix, in any process) a miss from now on. Costs one write, however many entries
+    /// carry the tag.
+    ///
+    /// Entries remember when their computation started; the tag remembers when it was last
+    /// invalidated. An entry is served only if it started after that, so a value computed before
+    /// an invalidation and stored after it is still a miss. (Across machines this relies on
+    /// their clocks agreeing to within the time a computation takes.)
+    pub async fn invalidate_tag(&self, tag: &str) -> Result<(), Error> {
+        let key = self.tag_store_key(tag);
+        let now = Bytes::from(now_micros().to_string());
+        self.shared
+            .store
+            .set(&key, now, None)
+            .await
+            .map_err(|error| {
+                self.note_store_error("set", &key, &error);
+                Error::Store(error)
+            })
+    }
+
+    /// The store key holding the last invalidation time of `tag`. It does not depend on this
+    /// handle's version.
+    pub(crate) fn tag_store_key(&self, tag: &str) -> String {
+        self.make_versioned_key(&format!("axum-cache.tag:{tag}"), 0)
+    }
+
+    /// Whether entries written with `tagged` are still valid: each tag's key exists (it is
+    /// created with an entry and an eviction counts as an invalidation) and was last
+    /// invalidated before the entry's computation started. A store failure counts as invalid.
+    pub(crate) async fn tags_current(&self, tagged: &codec::Tagged) -> bool {
+        let keys: Vec<String> = tagged
+            .tags
+            .iter()
+            .map(|tag| self.tag_store_key(tag))
+            .collect();
+        match self.shared.store.get_many(&keys).await {
+            Ok(times) => times
+                .iter()
+                .all(|time| tag_allows(time.as_deref(), tagged.started_micros)),
+            Err(error) => {
+                self.note_store_error("get_many", keys.first().map_or("", String::as_str), &error);
+                false
+            }
+        }
+    }
+
+    /// Creates the keys of the tags a new entry carries, so that an eviction of one can be told
+    /// from "never invalidated".
+    async fn register_tags(&self, tags: &[String]) -> Result<(), Error> {
+        for tag in tags {
+            let key = self.tag_store_key(tag);
+            if let Err(error) = self
+                .shared
+                .store
+                .add(&key, Bytes::from_static(b"0"), None)
+                .await
+            {
+                self.note_store_error("add", &key, &error);
+                return Err(Error::Store(error));
+            }
+        }
+        Ok(())
     }
 
     /// The version this handle reads and writes.
@@ -253,7 +349,16 @@ impl Cache {
         store_key: &str,
         bytes: &[u8],
     ) -> Option<T> {
-        match codec::decode(bytes) {
+        let current = match codec::unwrap(bytes) {
+            Ok(Some((tagged, _))) => self.tags_current(&tagged).await,
+            Ok(None) | Err(_) => true,
+        };
+        let decoded = if current {
+            codec::decode(bytes)
+        } else {
+            Err("a tag of the value was invalidated".to_owned())
+        };
+        match decoded {
             Ok(value) => Some(value),
             Err(reason) => {
                 crate::log::undecodable(store_key, &reason);
@@ -263,6 +368,25 @@ impl Cache {
                 None
             }
         }
+    }
+
+    /// Encodes a value, wrapped with this handle's tags (registering them) if it has any.
+    async fn encode_value<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        started_micros: u64,
+    ) -> Result<Bytes, Error> {
+        let inner = encode(key, value)?;
+        let Some(tags) = &self.tags else {
+            return Ok(inner);
+        };
+        self.register_tags(tags).await?;
+        let tagged = codec::Tagged {
+            tags: tags.to_vec(),
+            started_micros,
+        };
+        Ok(codec::wrap(&tagged, &inner))
     }
 
     async fn read<T: DeserializeOwned>(&self, store_key: &str) -> Result<Option<T>, Error> {
@@ -292,7 +416,7 @@ impl Cache {
         value: &T,
         timeout: Timeout,
     ) -> Result<(), Error> {
-        let bytes = encode(key, value)?;
+        let bytes = self.encode_value(key, value, now_micros()).await?;
         self.set_raw(key, bytes, timeout).await
     }
 
@@ -305,7 +429,7 @@ impl Cache {
         value: &T,
         timeout: Timeout,
     ) -> Result<bool, Error> {
-        let bytes = encode(key, value)?;
+        let bytes = self.encode_value(key, value, now_micros()).await?;
         self.add_raw(key, bytes, timeout).await
     }
 
@@ -470,8 +594,9 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        let started = now_micros();
         let value = init().await?;
-        let bytes = encode(key, &value)?;
+        let bytes = self.encode_value(key, &value, started).await?;
         if let Err(error) = self
             .shared
             .store
@@ -552,10 +677,14 @@ impl Cache {
     {
         let mut keys = HashMap::new();
         let mut entries = Vec::new();
+        let started = now_micros();
         for (key, value) in items {
             let key = key.as_ref();
             let store_key = self.make_key(key);
-            entries.push((store_key.clone(), encode(key, &value)?));
+            entries.push((
+                store_key.clone(),
+                self.encode_value(key, &value, started).await?,
+            ));
             keys.insert(store_key, key.to_owned());
         }
         if entries.is_empty() {
@@ -702,6 +831,96 @@ impl Cache {
         self.incr_version(key, negated).await
     }
 
+    /// Removes every key of this cache (its prefix and version) matching the glob `pattern`
+    /// (`*`, `?`, `[a-z]`, `\\` as in Redis), and returns how many live keys were removed:
+    /// `delete_pattern("user:42:*")`.
+    ///
+    /// **Expensive:** the store walks all its keys (Redis with `SCAN`, never `KEYS`). Keys that
+    /// were stored under their digest (over 250 bytes, or with spaces) cannot match. Prefer
+    /// [tags](Cache::with_tags) or [versions](Cache::incr_version) for routine invalidation.
+    /// Needs the default key function; the in-memory and Redis stores support it.
+    pub async fn delete_pattern(&self, pattern: &str) -> Result<u64, Error> {
+        let head = self.default_key_head().ok_or_else(|| {
+            Error::Config("delete_pattern needs the default key function".to_owned())
+        })?;
+        let full = format!("{}{pattern}", crate::glob::escape(&head));
+        self.shared
+            .store
+            .delete_pattern(&full)
+            .await
+            .map_err(|error| self.counted(pattern, &full, error))
+    }
+
+    /// The key of a template fragment: Django's `make_template_fragment_key`, without its
+    /// ambiguity. The vary-on values are hashed (SHA-256) length-prefixed, so `["a:b"]` and
+    /// `["a", "b"]` get different keys.
+    ///
+    /// ```
+    /// # use axum_cache::Cache;
+    /// let key = Cache::fragment_key("sidebar", &[&"ada", &42]);
+    /// assert!(key.starts_with("template.cache.sidebar."));
+    /// assert_ne!(Cache::fragment_key("f", &[&"a:b"]), Cache::fragment_key("f", &[&"a", &"b"]));
+    /// ```
+    pub fn fragment_key(name: &str, vary_on: &[&dyn std::fmt::Display]) -> String {
+        use sha2::{Digest, Sha256};
+        use std::fmt::Write;
+        let mut digest = Sha256::new();
+        for value in vary_on {
+            let text = value.to_string();
+            digest.update((text.len() as u64).to_be_bytes());
+            digest.update(text.as_bytes());
+        }
+        let mut key = format!("template.cache.{name}.");
+        for byte in digest.finalize() {
+            let _ = write!(key, "{byte:02x}");
+        }
+        key
+    }
+
+    /// A rendered fragment of a page (Django's `{% cache %}`): the cached text for `name` and
+    /// the `vary_on` values, or `render`'s result, stored for `timeout`. Single-flight like
+    /// [`get_or_set`](Cache::get_or_set); tagged like any write through
+    /// [`with_tags`](Cache::with_tags).
+    ///
+    /// ```
+    /// # use axum_cache::{Cache, Timeout, store::MemoryStore};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), axum_cache::Error> {
+    /// let cache = Cache::new(MemoryStore::new());
+    /// let user = "ada";
+    /// let sidebar = cache
+    ///     .fragment("sidebar", &[&user], Timeout::secs(500), || async move {
+    ///         format!("<aside>Hello {user}</aside>")
+    ///     })
+    ///     .await?;
+    /// assert_eq!(sidebar, "<aside>Hello ada</aside>");
+    /// # Ok(()) }
+    /// ```
+    pub fn fragment<'a, F, Fut>(
+        &'a self,
+        name: &str,
+        vary_on: &[&dyn std::fmt::Display],
+        timeout: Timeout,
+        render: F,
+    ) -> impl Future<Output = Result<String, Error>> + 'a
+    where
+        F: FnOnce() -> Fut + 'a,
+        Fut: Future<Output = String> + 'a,
+    {
+        // The key is made now, so that the future does not hold the (unsendable) values.
+        let key = Cache::fragment_key(name, vary_on);
+        async move { self.get_or_set(&key, timeout, render).await }
+    }
+
+    /// Deletes the cached fragment for `name` and `vary_on`; returns whether there was one.
+    pub fn invalidate_fragment<'a>(
+        &'a self,
+        name: &str,
+        vary_on: &[&dyn std::fmt::Display],
+    ) -> impl Future<Output = Result<bool, Error>> + 'a {
+        let key = Cache::fragment_key(name, vary_on);
+        async move { self.delete(&key).await }
+    }
+
     /// The raw bytes under `key`, without decoding.
     pub async fn get_raw(&self, key: &str) -> Result<Option<Bytes>, Error> {
         let store_key = self.make_key(key);
@@ -739,6 +958,24 @@ impl Cache {
             Err(error) => self.tolerate("add", &store_key, error, false),
         }
     }
+}
+
+/// Microseconds since the epoch: when a computation started, or a tag was invalidated.
+pub(crate) fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+        })
+}
+
+/// Whether a tag's stored invalidation time (`None`: the tag key is gone) allows an entry whose
+/// computation started at `started_micros`.
+pub(crate) fn tag_allows(invalidated: Option<&[u8]>, started_micros: u64) -> bool {
+    invalidated
+        .and_then(|time| std::str::from_utf8(time).ok())
+        .and_then(|time| time.parse::<u64>().ok())
+        .is_some_and(|invalidated| invalidated < started_micros)
 }
 
 fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Bytes, Error> {
@@ -860,6 +1097,7 @@ impl CacheBuilder {
                 lock: self.lock,
             }),
             version: self.version,
+            tags: None,
         }
     }
 }

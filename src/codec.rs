@@ -7,8 +7,13 @@
 //!   fields: compact, self-describing (untagged enums and `serde_json::Value` work), and a
 //!   reordered or renamed field makes the old entry fail to decode instead of decoding wrongly.
 //!
-//! The first byte tells the two forms apart: a decimal integer starts with `-` or a digit, and
-//! the tag is neither. Any other first byte is a value this crate did not write.
+//! - A value written with tags (see [`Cache::with_tags`](crate::Cache::with_tags)) is wrapped:
+//!   [`TAG_TAGGED`], the number of tags, each tag (u16 length, bytes), the time its computation
+//!   started (u64 microseconds since the epoch, big-endian), then the value in one of the forms
+//!   above.
+//!
+//! The first byte tells the forms apart: a decimal integer starts with `-` or a digit, and the
+//! tags are neither. Any other first byte is a value this crate did not write.
 
 use std::fmt;
 
@@ -19,6 +24,57 @@ use serde::ser::{self, Impossible, Serialize};
 /// First byte of a MessagePack-encoded value (an ASCII control character, so never the start
 /// of an integer).
 const TAG_MSGPACK: u8 = 0x01;
+/// First byte of a value wrapped with its tags.
+const TAG_TAGGED: u8 = 0x02;
+
+/// The tags a value was written with, and when its computation started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Tagged {
+    pub(crate) tags: Vec<String>,
+    pub(crate) started_micros: u64,
+}
+
+/// Wraps an encoded value with its tags.
+pub(crate) fn wrap(tagged: &Tagged, inner: &[u8]) -> Bytes {
+    let mut out =
+        Vec::with_capacity(inner.len() + 16 + tagged.tags.iter().map(String::len).sum::<usize>());
+    out.push(TAG_TAGGED);
+    out.push(u8::try_from(tagged.tags.len()).unwrap_or(u8::MAX));
+    for tag in tagged.tags.iter().take(usize::from(u8::MAX)) {
+        let tag = tag.as_bytes();
+        let len = u16::try_from(tag.len()).unwrap_or(u16::MAX);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(tag.get(..usize::from(len)).unwrap_or_default());
+    }
+    out.extend_from_slice(&tagged.started_micros.to_be_bytes());
+    out.extend_from_slice(inner);
+    Bytes::from(out)
+}
+
+/// Splits a tagged value into its tags and the value inside; `Ok(None)` for an untagged value,
+/// `Err` for a damaged wrapper.
+pub(crate) fn unwrap(bytes: &[u8]) -> Result<Option<(Tagged, &[u8])>, String> {
+    let Some((&TAG_TAGGED, rest)) = bytes.split_first() else {
+        return Ok(None);
+    };
+    let damaged = || "damaged tag header".to_owned();
+    let (&count, mut rest) = rest.split_first().ok_or_else(damaged)?;
+    let mut tags = Vec::with_capacity(usize::from(count));
+    for _ in 0..count {
+        let (len, after) = rest.split_first_chunk::<2>().ok_or_else(damaged)?;
+        let (tag, after) = after
+            .split_at_checked(usize::from(u16::from_be_bytes(*len)))
+            .ok_or_else(damaged)?;
+        tags.push(String::from_utf8(tag.to_vec()).map_err(|_| damaged())?);
+        rest = after;
+    }
+    let (started, inner) = rest.split_first_chunk::<8>().ok_or_else(damaged)?;
+    let tagged = Tagged {
+        tags,
+        started_micros: u64::from_be_bytes(*started),
+    };
+    Ok(Some((tagged, inner)))
+}
 
 /// Encodes a typed value for a store.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, String> {
@@ -32,8 +88,13 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, String> 
     Ok(Bytes::from(buffer))
 }
 
-/// Decodes what [`encode`] wrote. Any other bytes, or bytes of another type, are an error.
+/// Decodes what [`encode`] wrote, inside a tag wrapper or not. Any other bytes, or bytes of
+/// another type, are an error.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let bytes = match unwrap(bytes)? {
+        Some((_, inner)) => inner,
+        None => bytes,
+    };
     match bytes.split_first() {
         Some((&TAG_MSGPACK, mut rest)) => {
             let value = T::deserialize(&mut rmp_serde::Deserializer::new(&mut rest))
@@ -251,6 +312,32 @@ mod tests {
         })
         .unwrap();
         assert!(decode::<Vec<u8>>(&article).is_err());
+    }
+
+    #[test]
+    fn tagged_values_round_trip_and_decode_as_the_value() {
+        let tagged = Tagged {
+            tags: vec!["articles".into(), "user:7".into(), String::new()],
+            started_micros: 1_700_000_000_123_456,
+        };
+        for inner in [encode(&42).unwrap(), encode(&"text").unwrap()] {
+            let wrapped = wrap(&tagged, &inner);
+            let (read, rest) = unwrap(&wrapped).unwrap().unwrap();
+            assert_eq!(read, tagged);
+            assert_eq!(rest, &inner[..]);
+        }
+        assert_eq!(
+            decode::<i32>(&wrap(&tagged, &encode(&42).unwrap())).unwrap(),
+            42
+        );
+        assert_eq!(unwrap(&encode(&1).unwrap()).unwrap(), None);
+        let wrapped = wrap(&tagged, b"7");
+        for len in 1..wrapped.len() - 1 {
+            assert!(
+                decode::<i32>(&wrapped[..len]).is_err(),
+                "truncated to {len}"
+            );
+        }
     }
 
     #[test]

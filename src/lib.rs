@@ -78,19 +78,25 @@ mod caches;
 mod codec;
 pub mod conditional;
 mod error;
+mod glob;
 pub mod headers;
 mod key;
 mod log;
 pub mod page;
 mod stampede;
 pub mod store;
+#[cfg(feature = "minijinja")]
+#[cfg_attr(docsrs, doc(cfg(feature = "minijinja")))]
+pub mod template;
 mod timeout;
 
 pub use cache::{Cache, CacheBuilder, DEFAULT_TIMEOUT};
 pub use caches::{Caches, CachesBuilder, DEFAULT_CACHE};
 pub use error::Error;
 pub use key::MAX_KEY_LEN;
-pub use page::{CacheLayer, CacheStatus, FetchFromCacheLayer, UpdateCacheLayer, cache_page};
+pub use page::{
+    CacheLayer, CacheStatus, CacheTags, FetchFromCacheLayer, UpdateCacheLayer, cache_page,
+};
 pub use timeout::Timeout;
 
 /// Long-form guides, one chapter per capability.

@@ -1,14 +1,17 @@
 //! Django's backend API cases (spec B.11) through the typed `Cache` handle and a real store.
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum_cache::store::{DummyStore, MemoryStore, Store, StoreError, StoreFuture, Ttl};
+use axum_cache::store::{DummyStore, MemoryStore, Store, StoreError};
 use axum_cache::{Cache, CacheBuilder, Error, Timeout};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use support::stores::DownStore;
 
 fn cache() -> Cache {
     Cache::new(MemoryStore::new())
@@ -1099,47 +1102,6 @@ mod bad_input {
             "{error}"
         );
         assert_eq!(cache.get::<String>("k").await.unwrap(), None);
-    }
-}
-
-/// A store that fails every call, as a Redis that is down would.
-#[derive(Debug)]
-struct DownStore;
-
-fn down<'a, T: Send + 'a>() -> StoreFuture<'a, T> {
-    Box::pin(async { Err(StoreError::Unavailable("connection refused".into())) })
-}
-
-impl Store for DownStore {
-    fn get<'a>(&'a self, _: &'a str) -> StoreFuture<'a, Option<Bytes>> {
-        down()
-    }
-    fn get_many<'a>(&'a self, _: &'a [String]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
-        down()
-    }
-    fn set<'a>(&'a self, _: &'a str, _: Bytes, _: Ttl) -> StoreFuture<'a, ()> {
-        down()
-    }
-    fn set_many<'a>(&'a self, _: Vec<(String, Bytes)>, _: Ttl) -> StoreFuture<'a, Vec<String>> {
-        down()
-    }
-    fn add<'a>(&'a self, _: &'a str, _: Bytes, _: Ttl) -> StoreFuture<'a, bool> {
-        down()
-    }
-    fn delete<'a>(&'a self, _: &'a str) -> StoreFuture<'a, bool> {
-        down()
-    }
-    fn delete_many<'a>(&'a self, _: &'a [String]) -> StoreFuture<'a, u64> {
-        down()
-    }
-    fn incr<'a>(&'a self, _: &'a str, _: i64) -> StoreFuture<'a, i64> {
-        down()
-    }
-    fn touch<'a>(&'a self, _: &'a str, _: Ttl) -> StoreFuture<'a, bool> {
-        down()
-    }
-    fn clear(&self) -> StoreFuture<'_, ()> {
-        down()
     }
 }
 

@@ -1,6 +1,8 @@
 //! The response cache through real axum routers: Django's middleware tests (spec B.1–B.5), the
 //! fixes of part C, bodies, store failures and layer placement.
 
+mod support;
+
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -16,11 +18,12 @@ use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum_cache::page::{Bypass, NotStored};
-use axum_cache::store::{MemoryStore, Store, StoreError, StoreFuture, Ttl};
+use axum_cache::store::{MemoryStore, Store};
 use axum_cache::{Cache, CacheLayer, CacheStatus, cache_page};
 use bytes::Bytes;
 use http_body::Frame;
 use http_body_util::BodyExt;
+use support::stores::{BytesOnly, DownStore};
 use tower::ServiceExt;
 
 /// Counts origin calls; each call's number goes into the body, as Django's `hello_world(value)`.
@@ -55,100 +58,6 @@ impl Clock {
     async fn advance(&self, by: Duration) {
         self.0.fetch_add(by.as_millis() as u64, Ordering::SeqCst);
         tokio::time::advance(by).await;
-    }
-}
-
-/// A store that keeps bytes only, as a remote store does: exercises the encoded-entry path. It
-/// remembers the keys written, so tests can tamper with them.
-#[derive(Debug, Clone, Default)]
-struct BytesOnly(MemoryStore, Arc<std::sync::Mutex<Vec<String>>>);
-
-impl BytesOnly {
-    fn written(&self) -> Vec<String> {
-        self.1.lock().unwrap().clone()
-    }
-}
-
-impl Store for BytesOnly {
-    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>> {
-        self.0.get(key)
-    }
-    fn get_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
-        self.0.get_many(keys)
-    }
-    fn set<'a>(&'a self, key: &'a str, value: Bytes, ttl: Ttl) -> StoreFuture<'a, ()> {
-        self.1.lock().unwrap().push(key.to_owned());
-        self.0.set(key, value, ttl)
-    }
-    fn set_many<'a>(
-        &'a self,
-        entries: Vec<(String, Bytes)>,
-        ttl: Ttl,
-    ) -> StoreFuture<'a, Vec<String>> {
-        self.1
-            .lock()
-            .unwrap()
-            .extend(entries.iter().map(|(key, _)| key.clone()));
-        self.0.set_many(entries, ttl)
-    }
-    fn add<'a>(&'a self, key: &'a str, value: Bytes, ttl: Ttl) -> StoreFuture<'a, bool> {
-        self.0.add(key, value, ttl)
-    }
-    fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
-        self.0.delete(key)
-    }
-    fn delete_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, u64> {
-        self.0.delete_many(keys)
-    }
-    fn incr<'a>(&'a self, key: &'a str, delta: i64) -> StoreFuture<'a, i64> {
-        self.0.incr(key, delta)
-    }
-    fn touch<'a>(&'a self, key: &'a str, ttl: Ttl) -> StoreFuture<'a, bool> {
-        self.0.touch(key, ttl)
-    }
-    fn clear(&self) -> StoreFuture<'_, ()> {
-        self.0.clear()
-    }
-}
-
-/// A store that fails every call.
-#[derive(Debug)]
-struct DownStore;
-
-fn down<'a, T: Send + 'a>() -> StoreFuture<'a, T> {
-    Box::pin(async { Err(StoreError::Timeout) })
-}
-
-impl Store for DownStore {
-    fn get<'a>(&'a self, _: &'a str) -> StoreFuture<'a, Option<Bytes>> {
-        down()
-    }
-    fn get_many<'a>(&'a self, _: &'a [String]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
-        down()
-    }
-    fn set<'a>(&'a self, _: &'a str, _: Bytes, _: Ttl) -> StoreFuture<'a, ()> {
-        down()
-    }
-    fn set_many<'a>(&'a self, _: Vec<(String, Bytes)>, _: Ttl) -> StoreFuture<'a, Vec<String>> {
-        down()
-    }
-    fn add<'a>(&'a self, _: &'a str, _: Bytes, _: Ttl) -> StoreFuture<'a, bool> {
-        down()
-    }
-    fn delete<'a>(&'a self, _: &'a str) -> StoreFuture<'a, bool> {
-        down()
-    }
-    fn delete_many<'a>(&'a self, _: &'a [String]) -> StoreFuture<'a, u64> {
-        down()
-    }
-    fn incr<'a>(&'a self, _: &'a str, _: i64) -> StoreFuture<'a, i64> {
-        down()
-    }
-    fn touch<'a>(&'a self, _: &'a str, _: Ttl) -> StoreFuture<'a, bool> {
-        down()
-    }
-    fn clear(&self) -> StoreFuture<'_, ()> {
-        down()
     }
 }
 

@@ -13,9 +13,8 @@ use axum::http::{HeaderMap, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum_cache::page::Stale;
-use axum_cache::store::{MemoryStore, Store, StoreFuture, Ttl};
+use axum_cache::store::MemoryStore;
 use axum_cache::{Cache, CacheLayer, CacheStatus, Timeout};
-use bytes::Bytes;
 use http_body_util::BodyExt;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
@@ -153,47 +152,6 @@ fn reply_now(app: &Router) -> Option<Reply> {
     })
 }
 
-/// A store that keeps bytes only, as a remote store does.
-#[derive(Debug, Clone, Default)]
-struct BytesOnly(MemoryStore);
-
-impl Store for BytesOnly {
-    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>> {
-        self.0.get(key)
-    }
-    fn get_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
-        self.0.get_many(keys)
-    }
-    fn set<'a>(&'a self, key: &'a str, value: Bytes, ttl: Ttl) -> StoreFuture<'a, ()> {
-        self.0.set(key, value, ttl)
-    }
-    fn set_many<'a>(
-        &'a self,
-        entries: Vec<(String, Bytes)>,
-        ttl: Ttl,
-    ) -> StoreFuture<'a, Vec<String>> {
-        self.0.set_many(entries, ttl)
-    }
-    fn add<'a>(&'a self, key: &'a str, value: Bytes, ttl: Ttl) -> StoreFuture<'a, bool> {
-        self.0.add(key, value, ttl)
-    }
-    fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
-        self.0.delete(key)
-    }
-    fn delete_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, u64> {
-        self.0.delete_many(keys)
-    }
-    fn incr<'a>(&'a self, key: &'a str, delta: i64) -> StoreFuture<'a, i64> {
-        self.0.incr(key, delta)
-    }
-    fn touch<'a>(&'a self, key: &'a str, ttl: Ttl) -> StoreFuture<'a, bool> {
-        self.0.touch(key, ttl)
-    }
-    fn clear(&self) -> StoreFuture<'_, ()> {
-        self.0.clear()
-    }
-}
-
 mod coalescing {
     use super::*;
 
@@ -231,7 +189,7 @@ mod coalescing {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_cold_burst_on_a_remote_store_calls_the_origin_once() {
-        cold_burst(Cache::new(BytesOnly::default())).await;
+        cold_burst(Cache::new(support::stores::BytesOnly::default())).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,8 @@
 //! ```text
 //! version 1, then kind: 0 = entry, 1 = variant list
 //! entry:    status u16 · stored_at u64 (ms since the epoch) · fresh for u64 (ms)
-//!           · stale-while-revalidate u64 (ms) · stale-if-error u64 (ms) · extra bytes · authorization opt-bytes
+//!           · stale-while-revalidate u64 (ms) · stale-if-error u64 (ms)
+//!           · started u64 (µs since the epoch) · tags u16 × bytes16 · extra bytes · authorization opt-bytes
 //!           · vary u16 × (name bytes16, value opt-bytes) · headers u32 × (name bytes16, value bytes)
 //!           · body bytes
 //! variants: generation u64 · expires_at u64 (ms) · names u16 × bytes16
@@ -48,6 +49,9 @@ pub(crate) struct Entry {
     /// How long after `stored_at` the entry is fresh, and the windows after that in which it
     /// may still be served stale.
     pub(crate) lifetime: Lifetime,
+    /// The tags the response carried, and when its request started (for tag invalidation).
+    pub(crate) tags: Vec<String>,
+    pub(crate) started_micros: u64,
     /// The extra key part of the request it was stored for.
     pub(crate) extra: String,
     /// The request's `Authorization`, which a hit must repeat exactly.
@@ -120,7 +124,8 @@ impl Entry {
             .iter()
             .map(|(name, value)| name.as_str().len() + value.as_ref().map_or(0, HeaderValue::len))
             .sum();
-        self.body.len() + headers + vary + self.extra.len() + 128
+        let tags: usize = self.tags.iter().map(|tag| tag.len() + 24).sum();
+        self.body.len() + headers + vary + tags + self.extra.len() + 128
     }
 }
 
@@ -150,6 +155,11 @@ pub(crate) fn encode(record: &Record) -> Bytes {
                 entry.lifetime.stale_if_error,
             ] {
                 out.put_u64(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
+            }
+            out.put_u64(entry.started_micros);
+            put_count16(&mut out, entry.tags.len());
+            for tag in &entry.tags {
+                put_bytes16(&mut out, tag.as_bytes());
             }
             put_bytes(&mut out, entry.extra.as_bytes());
             put_optional(&mut out, entry.authorization.as_ref());
@@ -196,6 +206,12 @@ pub(crate) fn decode(bytes: &Bytes) -> Option<Record> {
                 stale_while_revalidate: Duration::from_millis(reader.u64()?),
                 stale_if_error: Duration::from_millis(reader.u64()?),
             };
+            let started_micros = reader.u64()?;
+            let mut tags = Vec::new();
+            for _ in 0..reader.u16()? {
+                let len = usize::from(reader.u16()?);
+                tags.push(String::from_utf8(reader.take(len)?.to_vec()).ok()?);
+            }
             let extra = String::from_utf8(reader.bytes()?.to_vec()).ok()?;
             let authorization = reader.optional_value()?;
             let mut vary = Vec::new();
@@ -217,6 +233,8 @@ pub(crate) fn decode(bytes: &Bytes) -> Option<Record> {
                 body,
                 stored_at,
                 lifetime,
+                tags,
+                started_micros,
                 extra,
                 authorization,
                 vary,
@@ -347,6 +365,8 @@ mod tests {
                 stale_while_revalidate: Duration::from_secs(30),
                 stale_if_error: Duration::from_millis(86_400_000),
             },
+            tags: vec!["articles".to_owned(), "user:7".to_owned()],
+            started_micros: 1_468_749_600_000_001,
             extra: "en".to_owned(),
             authorization: Some(HeaderValue::from_static("Bearer x")),
             vary: vec![
@@ -375,6 +395,8 @@ mod tests {
         assert_eq!(decoded.body, original.body);
         assert_eq!(decoded.stored_at, original.stored_at);
         assert_eq!(decoded.lifetime, original.lifetime);
+        assert_eq!(decoded.tags, original.tags);
+        assert_eq!(decoded.started_micros, original.started_micros);
         assert_eq!(decoded.extra, "en");
         assert_eq!(decoded.authorization, original.authorization);
         assert_eq!(decoded.vary, original.vary);

@@ -187,6 +187,7 @@ struct Search<'a> {
     class: Class,
     extra: String,
     now: SystemTime,
+    started_micros: u64,
     stale: Option<Arc<Entry>>,
 }
 
@@ -202,6 +203,7 @@ impl<'a> Search<'a> {
             class,
             extra: config.extra(parts),
             now: config.now(),
+            started_micros: crate::cache::now_micros(),
             stale: None,
         };
         Ok((search, url))
@@ -241,6 +243,7 @@ impl<'a> Search<'a> {
             extra: self.extra.clone(),
             miss,
             flight_key: probe.flight_key(&self.parts.headers, &self.extra),
+            started_micros: self.started_micros,
             stale: self.stale.take(),
             leader: None,
             lock: None,
@@ -275,12 +278,27 @@ impl Config {
                     .and_then(|value| value.downcast::<Entry>().ok());
                 probe.read_variant(entry, &parts.headers, &search.extra);
             }
+            if probe
+                .entry
+                .as_ref()
+                .is_some_and(|entry| !self.tags_current_now(local, entry))
+            {
+                probe.entry = None;
+            }
             if let Some(found) = search.judge(&mut probe) {
                 return found;
             }
             last = Some(probe);
         }
         search.miss(last)
+    }
+
+    /// Whether an entry's tags still allow it, read from an in-process store.
+    fn tags_current_now(&self, local: &dyn LocalStore, entry: &Entry) -> bool {
+        entry.tags.iter().all(|tag| {
+            let time = local.get_bytes(&self.cache.tag_store_key(tag));
+            crate::cache::tag_allows(time.as_deref(), entry.started_micros)
+        })
     }
 
     /// Looks a request up in a remote store. A store error or an undecodable record is a miss.
@@ -300,6 +318,17 @@ impl Config {
                     .await
                     .and_then(PrimaryRecord::into_entry);
                 probe.read_variant(entry, &parts.headers, &search.extra);
+            }
+            if let Some(entry) = &probe.entry
+                && !entry.tags.is_empty()
+            {
+                let tagged = crate::codec::Tagged {
+                    tags: entry.tags.clone(),
+                    started_micros: entry.started_micros,
+                };
+                if !self.cache.tags_current(&tagged).await {
+                    probe.entry = None;
+                }
             }
             if let Some(found) = search.judge(&mut probe) {
                 return found;

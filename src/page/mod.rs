@@ -318,6 +318,7 @@ impl Config {
         reason: Bypass,
     ) -> Response<CacheBody<B>> {
         let mut response = response.map(CacheBody::passthrough);
+        response.headers_mut().remove(CACHE_TAG);
         self.mark(&mut response, CacheStatus::Bypass(reason), MissKind::Uri);
         response
     }
@@ -372,6 +373,9 @@ pub(crate) struct Pending {
     /// Names this request's page among concurrent requests: the variant key when the URL's
     /// variants are known, else the primary key with what every entry must match.
     flight_key: String,
+    /// When the lookup started, in microseconds since the epoch: a stored response is valid
+    /// for its tags only if this is after their last invalidation.
+    started_micros: u64,
     /// A stale entry this request may fall back on if the origin fails (`stale-if-error`).
     stale: Option<Arc<Entry>>,
     /// Held while this request fetches the page for others: released when it is stored, found
@@ -409,6 +413,43 @@ pub(crate) enum Then {
 }
 
 const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+
+/// The response header a handler can list tags in (comma-separated); the cache layers remove it
+/// before the response leaves.
+pub const CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
+
+/// Tags for a response, set by a handler in the response's extensions, so that
+/// [`Cache::invalidate_tag`] removes the page with everything else that carries the tag.
+///
+/// ```
+/// use axum::{Extension, routing::get, Router};
+/// use axum_cache::page::CacheTags;
+///
+/// let app: Router = Router::new().route(
+///     "/articles/7",
+///     get(|| async { (Extension(CacheTags::new(["articles", "article:7"])), "the article") }),
+/// );
+/// ```
+///
+/// The same works with a `Cache-Tag: articles, article:7` response header.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheTags(Vec<String>);
+
+impl CacheTags {
+    /// Tags for a response.
+    pub fn new<I, T>(tags: I) -> CacheTags
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        CacheTags(tags.into_iter().map(Into::into).collect())
+    }
+
+    /// The tags.
+    pub fn tags(&self) -> &[String] {
+        &self.0
+    }
+}
 
 /// Whether a request carries a precondition: one pass over its header names, cheaper than four
 /// lookups when (as on most requests) there is none.

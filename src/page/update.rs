@@ -12,7 +12,9 @@ use super::body::Recorder;
 use super::entry::{self, Entry, Lifetime, Record, Variants};
 use super::flight::Leader;
 use super::key::{Class, request_value};
-use super::{CACHE_STATUS, CacheBody, CacheStatus, Config, Found, NotStored, Pending};
+use super::{
+    CACHE_STATUS, CACHE_TAG, CacheBody, CacheStatus, CacheTags, Config, Found, NotStored, Pending,
+};
 use crate::headers::{CacheControl, Vary, patch_response_headers, patch_vary_headers, vary};
 use crate::stampede::{HeldLock, jittered, random_u64};
 use crate::store::{LocalValue, Ttl};
@@ -65,6 +67,7 @@ impl Config {
         B: Body,
     {
         let (mut parts, body) = response.into_parts();
+        let tags = take_tags(&mut parts);
         let miss = pending.miss;
         let decision = self.decide(&pending, &mut parts.headers, parts.status, &body);
         let (status, body) = match decision {
@@ -82,23 +85,24 @@ impl Config {
                         .entry(header::CONTENT_LENGTH)
                         .or_insert_with(|| HeaderValue::from(length));
                 }
-                self.commit(
-                    pending,
-                    parts.status,
+                let head = Head {
+                    status: parts.status,
                     headers,
-                    Bytes::new(),
-                    lifetime,
-                    self.now(),
-                );
+                    tags,
+                };
+                self.commit(pending, head, Bytes::new(), lifetime, self.now());
                 (CacheStatus::Stored, CacheBody::passthrough(body))
             }
             Decision::Store(lifetime) => {
                 let config = Arc::clone(self);
-                let status = parts.status;
-                let headers = parts.headers.clone();
+                let head = Head {
+                    status: parts.status,
+                    headers: parts.headers.clone(),
+                    tags,
+                };
                 let stored_at = self.now();
                 let recorder = Recorder::new(self.max_body_size, move |body| {
-                    config.commit(pending, status, headers, body, lifetime, stored_at);
+                    config.commit(pending, head, body, lifetime, stored_at);
                 });
                 (CacheStatus::Stored, CacheBody::recording(body, recorder))
             }
@@ -187,12 +191,16 @@ impl Config {
     fn commit(
         &self,
         pending: Box<Pending>,
-        status: StatusCode,
-        mut headers: HeaderMap,
+        head: Head,
         body: Bytes,
         lifetime: Lifetime,
         stored_at: SystemTime,
     ) {
+        let Head {
+            status,
+            mut headers,
+            tags,
+        } = head;
         let mut pending = *pending;
         let waiting = Waiting::take(&mut pending);
         prepare_stored_headers(
@@ -213,6 +221,8 @@ impl Config {
             body,
             stored_at,
             lifetime,
+            started_micros: pending.started_micros,
+            tags,
             extra: pending.extra,
             authorization,
             vary: Vec::new(),
@@ -281,9 +291,25 @@ impl Config {
         for (key, _, ttl) in &writes {
             crate::log::page_stored(key, *ttl);
         }
+        // The keys of the stored entry's tags must exist for the entry to count as valid.
+        let tag_keys: Vec<String> = writes
+            .iter()
+            .filter_map(|(_, record, _)| match record {
+                Record::Entry(entry) => Some(&entry.tags),
+                Record::Variants(_) => None,
+            })
+            .flatten()
+            .map(|tag| self.cache.tag_store_key(tag))
+            .collect();
         let pass = self.pass_timeout;
         if let Some(local) = self.local() {
             let mut stored = true;
+            for key in &tag_keys {
+                if let Err(error) = local.add_bytes(key, Bytes::from_static(b"0"), None) {
+                    self.cache.note_store_error("add", key, &error);
+                    stored = false;
+                }
+            }
             for (key, record, ttl) in writes {
                 let (object, size): (LocalValue, usize) = match record {
                     Record::Entry(entry) => {
@@ -314,6 +340,13 @@ impl Config {
             return;
         };
         runtime.spawn(async move {
+            for key in &tag_keys {
+                if let Err(error) = cache.store().add(key, Bytes::from_static(b"0"), None).await {
+                    cache.note_store_error("add", key, &error);
+                    waiting.done(false, pass);
+                    return;
+                }
+            }
             for (key, bytes, ttl) in encoded {
                 if let Err(error) = cache.store().set(&key, bytes, ttl).await {
                     cache.note_store_error("set", &key, &error);
@@ -324,6 +357,37 @@ impl Config {
             waiting.done(true, pass);
         });
     }
+}
+
+/// What is stored of a response besides its body.
+struct Head {
+    status: StatusCode,
+    headers: HeaderMap,
+    tags: Vec<String>,
+}
+
+/// The tags a handler gave its response (the [`CacheTags`] extension and the `Cache-Tag`
+/// header), removing the header so that it does not reach the client.
+pub(crate) fn take_tags(parts: &mut http::response::Parts) -> Vec<String> {
+    let mut tags: Vec<String> = parts
+        .extensions
+        .get::<CacheTags>()
+        .map(|tags| tags.tags().to_vec())
+        .unwrap_or_default();
+    for value in parts.headers.get_all(&CACHE_TAG) {
+        let listed = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        tags.extend(
+            listed
+                .split(',')
+                .map(str::trim)
+                .filter(|tag| !tag.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    parts.headers.remove(&CACHE_TAG);
+    tags.sort();
+    tags.dedup();
+    tags
 }
 
 /// Hop-by-hop headers, which describe one connection and must not be replayed.

@@ -422,6 +422,25 @@ impl Inner {
         }
     }
 
+    fn delete_pattern(&self, pattern: &str) -> u64 {
+        let now = Instant::now();
+        let mut deleted = 0;
+        for index in 0..self.shards.len() {
+            let mut shard = self.write(index);
+            let mut i = 0;
+            while let Some((key, slot)) = shard.map.get_index(i) {
+                if crate::glob::matches(pattern, key) {
+                    deleted += u64::from(slot.is_live(now));
+                    // The last entry moves into `i`: look at `i` again.
+                    self.remove_at(&mut shard, i);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        deleted
+    }
+
     fn remove_at(&self, shard: &mut Shard, index: usize) {
         if let Some((key, slot)) = shard.map.swap_remove_index(index) {
             self.entries.fetch_sub(1, Ordering::Relaxed);
@@ -545,6 +564,10 @@ impl Store for MemoryStore {
     fn as_local(&self) -> Option<&dyn LocalStore> {
         Some(self)
     }
+
+    fn delete_pattern<'a>(&'a self, pattern: &'a str) -> StoreFuture<'a, u64> {
+        ready(Ok(self.inner.delete_pattern(pattern)))
+    }
 }
 
 impl LocalStore for MemoryStore {
@@ -562,5 +585,14 @@ impl LocalStore for MemoryStore {
         self.inner
             .insert(key, Value::Object { object, size }, ttl, Mode::Overwrite)
             .map(drop)
+    }
+
+    fn get_bytes(&self, key: &str) -> Option<Bytes> {
+        self.inner.get(key)
+    }
+
+    fn add_bytes(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<bool, StoreError> {
+        self.inner
+            .insert(key, Value::Bytes(value), ttl, Mode::OnlyIfAbsent)
     }
 }

@@ -120,6 +120,16 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         None
     }
 
+    /// Removes every key in this store's namespace that matches the glob `pattern` (`*`, `?`,
+    /// `[a-z]`, `\` as in Redis) and returns how many live keys were removed.
+    ///
+    /// **Expensive:** no store indexes keys by pattern, so this walks every key. Prefer versions
+    /// and tags for routine invalidation. The default is [`StoreError::Unsupported`].
+    fn delete_pattern<'a>(&'a self, pattern: &'a str) -> StoreFuture<'a, u64> {
+        let _ = pattern;
+        ready(Err(StoreError::Unsupported("delete_pattern")))
+    }
+
     /// Takes the lock named `key` for `ttl` if no one holds it: `Some(token)` when it is now
     /// ours. Used to keep processes that share a store from computing the same response at
     /// once.
@@ -208,6 +218,12 @@ pub trait LocalStore: Send + Sync {
         size: usize,
         ttl: Ttl,
     ) -> Result<(), StoreError>;
+
+    /// [`Store::get`], without waiting: the bytes under `key`, or `None`.
+    fn get_bytes(&self, key: &str) -> Option<Bytes>;
+
+    /// [`Store::add`], without waiting.
+    fn add_bytes(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<bool, StoreError>;
 }
 
 /// Why a [`Store`] operation failed.
@@ -238,6 +254,9 @@ pub enum StoreError {
     /// The store is unreachable, or is being skipped after repeated failures.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// The store cannot do this operation.
+    #[error("the store does not support {0}")]
+    Unsupported(&'static str),
     /// Any other failure of the backend.
     #[error("store backend error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -3,3 +3,4 @@
 #![allow(unreachable_pub)]
 
 pub mod redis;
+pub mod stores;

@@ -235,7 +235,7 @@ impl RedisStore {
     /// by default), so a pattern for the cache key `user:*` at version 1 with no key prefix is
     /// `":1:user:*"`.
     pub async fn delete_pattern(&self, pattern: &str) -> Result<u64, StoreError> {
-        let mut full = glob_escape(&self.inner.prefix);
+        let mut full = crate::glob::escape(&self.inner.prefix);
         full.push(':');
         full.push_str(pattern);
         self.scan_unlink(full).await
@@ -447,18 +447,6 @@ fn by_slot(keys: &[Key]) -> BTreeMap<u16, Vec<usize>> {
             .push(position);
     }
     slots
-}
-
-/// Escapes the characters that are special in a Redis `MATCH` glob.
-fn glob_escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
 }
 
 /// Maps a fred result to a store result.
@@ -728,11 +716,15 @@ impl Store for RedisStore {
 
     fn clear(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            let mut pattern = glob_escape(&self.inner.prefix);
+            let mut pattern = crate::glob::escape(&self.inner.prefix);
             pattern.push_str(":*");
             self.scan_unlink(pattern).await?;
             Ok(())
         })
+    }
+
+    fn delete_pattern<'a>(&'a self, pattern: &'a str) -> StoreFuture<'a, u64> {
+        Box::pin(RedisStore::delete_pattern(self, pattern))
     }
 
     fn try_lock<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, Option<LockToken>> {
@@ -802,8 +794,8 @@ mod tests {
 
     #[test]
     fn globs_are_escaped() {
-        assert_eq!(glob_escape("app"), "app");
-        assert_eq!(glob_escape(r"a*b?c[d]\e"), r"a\*b\?c\[d\]\\e");
+        assert_eq!(crate::glob::escape("app"), "app");
+        assert_eq!(crate::glob::escape(r"a*b?c[d]\e"), r"a\*b\?c\[d\]\\e");
     }
 
     #[test]

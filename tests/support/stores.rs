@@ -1,0 +1,200 @@
+//! Stores for tests: one that keeps bytes only (as a remote store does), one that makes every
+//! call wait once, and one that is down.
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+
+use axum_cache::store::{MemoryStore, Store, StoreError, StoreFuture, Ttl};
+use bytes::Bytes;
+
+/// A memory store seen through the byte API only, as a remote store is: no objects, keys made
+/// store-safe. It remembers the keys written, so tests can tamper with them.
+#[derive(Debug, Clone, Default)]
+pub struct BytesOnly {
+    pub inner: MemoryStore,
+    written: Arc<Mutex<Vec<String>>>,
+}
+
+impl BytesOnly {
+    pub fn written(&self) -> Vec<String> {
+        self.written.lock().unwrap().clone()
+    }
+
+    fn record(&self, key: &str) {
+        self.written.lock().unwrap().push(key.to_owned());
+    }
+}
+
+impl Store for BytesOnly {
+    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>> {
+        self.inner.get(key)
+    }
+    fn get_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
+        self.inner.get_many(keys)
+    }
+    fn set<'a>(&'a self, key: &'a str, value: Bytes, ttl: Ttl) -> StoreFuture<'a, ()> {
+        self.record(key);
+        self.inner.set(key, value, ttl)
+    }
+    fn set_many<'a>(
+        &'a self,
+        entries: Vec<(String, Bytes)>,
+        ttl: Ttl,
+    ) -> StoreFuture<'a, Vec<String>> {
+        for (key, _) in &entries {
+            self.record(key);
+        }
+        self.inner.set_many(entries, ttl)
+    }
+    fn add<'a>(&'a self, key: &'a str, value: Bytes, ttl: Ttl) -> StoreFuture<'a, bool> {
+        self.inner.add(key, value, ttl)
+    }
+    fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
+        self.inner.delete(key)
+    }
+    fn delete_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, u64> {
+        self.inner.delete_many(keys)
+    }
+    fn incr<'a>(&'a self, key: &'a str, delta: i64) -> StoreFuture<'a, i64> {
+        self.inner.incr(key, delta)
+    }
+    fn touch<'a>(&'a self, key: &'a str, ttl: Ttl) -> StoreFuture<'a, bool> {
+        self.inner.touch(key, ttl)
+    }
+    fn delete_pattern<'a>(&'a self, pattern: &'a str) -> StoreFuture<'a, u64> {
+        self.inner.delete_pattern(pattern)
+    }
+    fn clear(&self) -> StoreFuture<'_, ()> {
+        self.inner.clear()
+    }
+}
+
+/// A memory store whose every call waits (yields once) before answering, as a remote one would.
+#[derive(Debug, Clone, Default)]
+pub struct Slow {
+    pub inner: MemoryStore,
+}
+
+/// Yields once: a future that is pending on its first poll.
+async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}
+
+impl Store for Slow {
+    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>> {
+        Box::pin(async move {
+            yield_once().await;
+            self.inner.get(key).await
+        })
+    }
+    fn get_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
+        Box::pin(async move {
+            yield_once().await;
+            self.inner.get_many(keys).await
+        })
+    }
+    fn set<'a>(&'a self, key: &'a str, value: Bytes, ttl: Ttl) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            yield_once().await;
+            self.inner.set(key, value, ttl).await
+        })
+    }
+    fn set_many<'a>(
+        &'a self,
+        entries: Vec<(String, Bytes)>,
+        ttl: Ttl,
+    ) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            yield_once().await;
+            self.inner.set_many(entries, ttl).await
+        })
+    }
+    fn add<'a>(&'a self, key: &'a str, value: Bytes, ttl: Ttl) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            yield_once().await;
+            self.inner.add(key, value, ttl).await
+        })
+    }
+    fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            yield_once().await;
+            self.inner.delete(key).await
+        })
+    }
+    fn delete_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            yield_once().await;
+            self.inner.delete_many(keys).await
+        })
+    }
+    fn incr<'a>(&'a self, key: &'a str, delta: i64) -> StoreFuture<'a, i64> {
+        Box::pin(async move {
+            yield_once().await;
+            self.inner.incr(key, delta).await
+        })
+    }
+    fn touch<'a>(&'a self, key: &'a str, ttl: Ttl) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            yield_once().await;
+            self.inner.touch(key, ttl).await
+        })
+    }
+    fn clear(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            yield_once().await;
+            self.inner.clear().await
+        })
+    }
+}
+
+/// A store that fails every call, as a Redis that is down would.
+#[derive(Debug, Default)]
+pub struct DownStore;
+
+fn down<'a, T: Send + 'a>() -> StoreFuture<'a, T> {
+    Box::pin(async { Err(StoreError::Unavailable("connection refused".into())) })
+}
+
+impl Store for DownStore {
+    fn get<'a>(&'a self, _: &'a str) -> StoreFuture<'a, Option<Bytes>> {
+        down()
+    }
+    fn get_many<'a>(&'a self, _: &'a [String]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
+        down()
+    }
+    fn set<'a>(&'a self, _: &'a str, _: Bytes, _: Ttl) -> StoreFuture<'a, ()> {
+        down()
+    }
+    fn set_many<'a>(&'a self, _: Vec<(String, Bytes)>, _: Ttl) -> StoreFuture<'a, Vec<String>> {
+        down()
+    }
+    fn add<'a>(&'a self, _: &'a str, _: Bytes, _: Ttl) -> StoreFuture<'a, bool> {
+        down()
+    }
+    fn delete<'a>(&'a self, _: &'a str) -> StoreFuture<'a, bool> {
+        down()
+    }
+    fn delete_many<'a>(&'a self, _: &'a [String]) -> StoreFuture<'a, u64> {
+        down()
+    }
+    fn incr<'a>(&'a self, _: &'a str, _: i64) -> StoreFuture<'a, i64> {
+        down()
+    }
+    fn touch<'a>(&'a self, _: &'a str, _: Ttl) -> StoreFuture<'a, bool> {
+        down()
+    }
+    fn clear(&self) -> StoreFuture<'_, ()> {
+        down()
+    }
+}
