@@ -40,7 +40,12 @@ fn request(uri: &str) -> Request<Body> {
 
 async fn fetch(app: &Router, uri: &str) -> Bytes {
     let response = app.clone().oneshot(request(uri)).await.expect("response");
-    response.into_body().collect().await.expect("body").to_bytes()
+    response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
 }
 
 fn page_hit(c: &mut Criterion) {
@@ -54,10 +59,12 @@ fn page_hit(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("page_hit");
     group.bench_function("bare_handler", |b| {
-        b.to_async(&rt).iter(|| async { black_box(fetch(&bare, "/page").await) })
+        b.to_async(&rt)
+            .iter(|| async { black_box(fetch(&bare, "/page").await) })
     });
     group.bench_function("cache_layer_hit", |b| {
-        b.to_async(&rt).iter(|| async { black_box(fetch(&cached, "/page").await) })
+        b.to_async(&rt)
+            .iter(|| async { black_box(fetch(&cached, "/page").await) })
     });
     group.finish();
 
