@@ -9,6 +9,9 @@
 //! | keep entries in this process, bounded | [`store::MemoryStore`] | `LocMemCache` |
 //! | switch caching off without touching code | [`store::DummyStore`] | `DummyCache` |
 //! | plug in your own backend | the [`store::Store`] trait and its [conformance suite](store::conformance) | a custom backend |
+//! | tell browsers and CDNs how to cache | [`cache_control`], [`never_cache`], [`vary_on_headers`], [`vary_on_cookie`] | the decorators of the same names |
+//! | answer `304 Not Modified` without running the handler | [`condition`] | `@condition`, `@etag`, `@last_modified` |
+//! | give responses an `ETag` from their body and answer `304` | [`ConditionalGetLayer`] | `ConditionalGetMiddleware` |
 //!
 //! Response caching (`cache_page`, the per-site layers), client-side caching headers,
 //! conditional requests, a Redis store and stampede protection build on this foundation.
@@ -45,8 +48,8 @@
 //! - [The low-level API](docs::low_level): keys, versions, timeouts, typed values, errors.
 //! - [Stores](docs::stores): which store to use, sizing the memory store, writing your own.
 //! - [Configuration](docs::configuration): named caches and cache URLs.
-//! - [Headers](docs::headers): `Cache-Control`, `Vary`, entity tags, HTTP dates and conditional
-//!   requests.
+//! - [Client-side caching](docs::headers): the `Cache-Control`, `Vary` and conditional-request
+//!   layers, where they go relative to the response cache, and the header functions under them.
 //!
 //! # Features
 //!
@@ -82,7 +85,12 @@ mod timeout;
 
 pub use cache::{Cache, CacheBuilder, DEFAULT_TIMEOUT};
 pub use caches::{Caches, CachesBuilder, DEFAULT_CACHE};
+pub use conditional::{ConditionLayer, ConditionalGetLayer, condition};
 pub use error::Error;
+pub use headers::{
+    CacheControlLayer, NeverCacheLayer, VaryLayer, cache_control, never_cache, vary_on_cookie,
+    vary_on_headers,
+};
 pub use key::MAX_KEY_LEN;
 pub use page::{CacheLayer, CacheStatus, FetchFromCacheLayer, UpdateCacheLayer, cache_page};
 pub use timeout::Timeout;
