@@ -38,6 +38,15 @@ impl Calls {
     fn count(&self) -> usize {
         self.0.load(Ordering::SeqCst)
     }
+
+    /// A `GET` route answering `body` and counting its calls here.
+    fn get(&self, body: &'static str) -> MethodRouter {
+        let calls = self.clone();
+        get(move || {
+            calls.hit();
+            async move { body }
+        })
+    }
 }
 
 struct Reply {
@@ -433,14 +442,9 @@ mod condition_processing {
         // Each lookup waits for the other to start: neither finishes unless both run at once.
         let both_started = Arc::new(tokio::sync::Barrier::new(2));
         let waiter = Arc::clone(&both_started);
-        let counted = calls.clone();
         let app = Router::new().route(
             "/articles/{id}",
-            get(move || {
-                counted.hit();
-                async { "article" }
-            })
-            .layer(
+            calls.get("article").layer(
                 condition()
                     .etag(move |request| {
                         let (db, path) = (etag_db.clone(), request.uri.path().to_owned());
@@ -1282,15 +1286,12 @@ mod placement {
     async fn cache_control_inside_the_cache_sets_what_is_stored() {
         let cache = Cache::new(MemoryStore::new());
         let calls = Calls::default();
-        let counted = calls.clone();
         let app = Router::new()
             .route(
                 "/private",
-                get(move || {
-                    counted.hit();
-                    async { "mine" }
-                })
-                .layer(cache_control(CacheControl::new().with_private())),
+                calls
+                    .get("mine")
+                    .layer(cache_control(CacheControl::new().with_private())),
             )
             .layer(CacheLayer::new(cache));
         for _ in 0..2 {
@@ -1306,15 +1307,8 @@ mod placement {
     async fn conditional_get_outside_the_cache_revalidates_hits() {
         let cache = Cache::new(MemoryStore::new());
         let calls = Calls::default();
-        let counted = calls.clone();
         let app = Router::new()
-            .route(
-                "/",
-                get(move || {
-                    counted.hit();
-                    async { "cached page" }
-                }),
-            )
+            .route("/", calls.get("cached page"))
             .layer(CacheLayer::new(cache))
             .layer(ConditionalGetLayer::new());
         let first = send(&app, get_req("/")).await;
@@ -1332,15 +1326,8 @@ mod placement {
     async fn condition_outside_the_cache_answers_before_it() {
         let cache = Cache::new(MemoryStore::new());
         let calls = Calls::default();
-        let counted = calls.clone();
         let app = Router::new()
-            .route(
-                "/",
-                get(move || {
-                    counted.hit();
-                    async { "page" }
-                }),
-            )
+            .route("/", calls.get("page"))
             .layer(CacheLayer::new(cache))
             .layer(condition().etag(|_| async { Some("v1".to_owned()) }));
         let first = send(&app, get_req("/")).await;
