@@ -49,10 +49,15 @@ pub(crate) fn store_safe(key: String) -> String {
     let digest = Sha256::digest(key.as_bytes());
     let mut hashed = String::with_capacity(1 + 2 * digest.len());
     hashed.push('#');
-    for byte in digest {
-        let _ = write!(hashed, "{byte:02x}");
-    }
+    push_hex(&mut hashed, &digest);
     hashed
+}
+
+/// Appends `bytes` to `out` as lower-case hexadecimal.
+pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
+    for byte in bytes {
+        let _ = write!(out, "{byte:02x}");
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,10 @@
 //! | plug in your own backend | the [`store::Store`] trait and its [conformance suite](store::conformance) | a custom backend |
 //! | cache whole responses per route or per site | [`cache_page`], [`CacheLayer`], [`UpdateCacheLayer`] + [`FetchFromCacheLayer`] | `@cache_page`, `CacheMiddleware` |
 //! | keep a cold page from being computed once per request | coalescing (on by default), [`CacheLayer::lock_across_processes`], stale serving | — |
+//! | cache a rendered piece of a page; invalidate groups of entries | [`Cache::fragment`], [`Cache::with_tags`], [`Cache::delete_pattern`], `{% call cache(…) %}` (`minijinja` feature) | `{% cache %}` |
+//! | tell browsers and CDNs how to cache | [`cache_control`], [`never_cache`], [`vary_on_headers`], [`vary_on_cookie`] | the decorators of the same names |
+//! | answer `304 Not Modified` without running the handler | [`condition`] | `@condition`, `@etag`, `@last_modified` |
+//! | give responses an `ETag` from their body and answer `304` | [`ConditionalGetLayer`] | `ConditionalGetMiddleware` |
 //!
 //! # Quick start
 //!
@@ -45,12 +49,14 @@
 //! - [The low-level API](docs::low_level): keys, versions, timeouts, typed values, errors.
 //! - [Stores](docs::stores): which store to use, sizing the memory store, writing your own.
 //! - [Configuration](docs::configuration): named caches and cache URLs.
-//! - [Headers](docs::headers): `Cache-Control`, `Vary`, entity tags, HTTP dates and conditional
-//!   requests.
 //! - [Response caching](docs::page): `cache_page`, `CacheLayer`, the split layers, keys and
 //!   `Vary`, layer order, security.
 //! - [Stampede protection](docs::stampede): coalesced misses, locks across processes, stale
 //!   pages, early refresh and jitter.
+//! - [Fragments and invalidation](docs::invalidation): fragments, tags, pattern deletes,
+//!   versioned keys, template blocks.
+//! - [Client-side caching](docs::headers): the `Cache-Control`, `Vary` and conditional-request
+//!   layers, where they go relative to the response cache, and the header functions under them.
 //!
 //! # Features
 //!
@@ -92,7 +98,12 @@ mod timeout;
 
 pub use cache::{Cache, CacheBuilder, DEFAULT_TIMEOUT};
 pub use caches::{Caches, CachesBuilder, DEFAULT_CACHE};
+pub use conditional::{ConditionLayer, ConditionalGetLayer, condition};
 pub use error::Error;
+pub use headers::{
+    CacheControlLayer, NeverCacheLayer, VaryLayer, cache_control, never_cache, vary_on_cookie,
+    vary_on_headers,
+};
 pub use key::MAX_KEY_LEN;
 pub use page::{
     CacheLayer, CacheStatus, CacheTags, FetchFromCacheLayer, UpdateCacheLayer, cache_page,
@@ -113,4 +124,6 @@ pub mod docs {
     pub mod page {}
     #[doc = include_str!("docs/stampede.md")]
     pub mod stampede {}
+    #[doc = include_str!("docs/invalidation.md")]
+    pub mod invalidation {}
 }

@@ -1,8 +1,16 @@
-//! Conditional requests: entity tags, HTTP dates and precondition evaluation.
+//! Conditional requests: the layers that answer them, and the entity tags, HTTP dates and
+//! precondition evaluation they are built from.
 //!
-//! These are the pure parts of Django's `@condition` decorator and `ConditionalGetMiddleware`:
-//! parse the validators a client sends, compare them with the resource's current ones, and say
-//! whether to go on, answer `304 Not Modified` or `412 Precondition Failed` (RFC 9110 §13).
+//! Two layers let clients and caches revalidate instead of downloading again
+//! (RFC 9110 §13):
+//!
+//! | You want to… | Use | Django counterpart |
+//! |---|---|---|
+//! | answer `304`/`412` from validators you compute cheaply (a version, an `updated_at`), without running the handler | [`condition`] → [`ConditionLayer`] | `@condition`, `@etag`, `@last_modified` |
+//! | give every response an `ETag` from its body and answer `304` | [`ConditionalGetLayer`] | `ConditionalGetMiddleware` |
+//!
+//! The pure parts parse the validators a client sends, compare them with the resource's current
+//! ones, and say whether to go on, answer `304 Not Modified` or `412 Precondition Failed`:
 //!
 //! | You want to… | Use | Django counterpart |
 //! |---|---|---|
@@ -12,13 +20,21 @@
 //! | decide between 200, 304 and 412 | [`evaluate_preconditions`] | `get_conditional_response` |
 //! | build the headers of a 304 | [`not_modified_headers`] | `_not_modified` |
 //!
-//! See the [headers chapter](crate::docs::headers) for a guided tour.
+//! See the [client-side caching chapter](crate::docs::headers) for a guided tour.
 
+mod body;
+mod condition;
 mod date;
 mod etag;
+mod get;
 mod precondition;
 
+pub use body::ConditionalBody;
+pub use condition::{ConditionFuture, ConditionLayer, ConditionService, condition};
 pub(crate) use date::latest_http_date;
 pub use date::{fmt_http_date, parse_http_date, parse_http_date_at};
 pub use etag::{EntityTag, EntityTagList, InvalidEntityTag, parse_etag_list};
+pub use get::{
+    ConditionalGetFuture, ConditionalGetLayer, ConditionalGetService, DEFAULT_MAX_BODY_SIZE,
+};
 pub use precondition::{Precondition, evaluate_preconditions, not_modified_headers};

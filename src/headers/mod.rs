@@ -15,16 +15,29 @@
 //! | read the `Vary` list | [`vary`], [`has_vary_header`] | `has_vary_header` |
 //! | add names to `Vary` | [`patch_vary_headers`] | `patch_vary_headers` |
 //!
-//! See the [headers chapter](crate::docs::headers) for a guided tour.
+//! The layers apply them to every response of the service they wrap:
+//!
+//! | You want to… | Use | Django counterpart |
+//! |---|---|---|
+//! | set `Cache-Control` directives on a route or router | [`cache_control`] | `@cache_control` |
+//! | forbid caching | [`never_cache`] | `@never_cache` |
+//! | declare which request headers select the response | [`vary_on_headers`], [`vary_on_cookie`] | `@vary_on_headers`, `@vary_on_cookie` |
+//!
+//! See the [client-side caching chapter](crate::docs::headers) for a guided tour.
 
 use bytes::Bytes;
 use http::HeaderValue;
 
 mod cache_control;
+mod layer;
 mod vary;
 
 pub use cache_control::{
     CacheControl, add_never_cache_headers, patch_cache_control, patch_response_headers,
+};
+pub use layer::{
+    CacheControlLayer, CacheControlService, NeverCacheLayer, NeverCacheService, ResponseFuture,
+    VaryLayer, VaryService, cache_control, never_cache, vary_on_cookie, vary_on_headers,
 };
 pub use vary::{Vary, has_vary_header, patch_vary_headers, vary};
 
