@@ -89,6 +89,10 @@ pub struct CacheBuilder {
 /// How often `get_or_set` looks for the value while another process holds its lock.
 const LOCK_POLL: Duration = Duration::from_millis(25);
 
+/// A vary-on value of a fragment: anything displayable (and shareable between threads, so that
+/// the futures of handlers that pass them stay `Send`).
+pub type VaryOn = dyn std::fmt::Display + Sync;
+
 /// How many times `get_or_set` waits for another task before computing by itself.
 const MAX_ROUNDS: usize = 3;
 
@@ -861,7 +865,7 @@ impl Cache {
     /// assert!(key.starts_with("template.cache.sidebar."));
     /// assert_ne!(Cache::fragment_key("f", &[&"a:b"]), Cache::fragment_key("f", &[&"a", &"b"]));
     /// ```
-    pub fn fragment_key(name: &str, vary_on: &[&dyn std::fmt::Display]) -> String {
+    pub fn fragment_key(name: &str, vary_on: &[&VaryOn]) -> String {
         use sha2::{Digest, Sha256};
         use std::fmt::Write;
         let mut digest = Sha256::new();
@@ -898,15 +902,15 @@ impl Cache {
     pub fn fragment<'a, F, Fut>(
         &'a self,
         name: &str,
-        vary_on: &[&dyn std::fmt::Display],
+        vary_on: &[&VaryOn],
         timeout: Timeout,
         render: F,
-    ) -> impl Future<Output = Result<String, Error>> + 'a
+    ) -> impl Future<Output = Result<String, Error>> + use<'a, F, Fut>
     where
         F: FnOnce() -> Fut + 'a,
         Fut: Future<Output = String> + 'a,
     {
-        // The key is made now, so that the future does not hold the (unsendable) values.
+        // The key is made now, so that the future does not borrow the values.
         let key = Cache::fragment_key(name, vary_on);
         async move { self.get_or_set(&key, timeout, render).await }
     }
@@ -915,8 +919,8 @@ impl Cache {
     pub fn invalidate_fragment<'a>(
         &'a self,
         name: &str,
-        vary_on: &[&dyn std::fmt::Display],
-    ) -> impl Future<Output = Result<bool, Error>> + 'a {
+        vary_on: &[&VaryOn],
+    ) -> impl Future<Output = Result<bool, Error>> + use<'a> {
         let key = Cache::fragment_key(name, vary_on);
         async move { self.delete(&key).await }
     }

@@ -96,7 +96,7 @@ pub mod store;
 pub mod template;
 mod timeout;
 
-pub use cache::{Cache, CacheBuilder, DEFAULT_TIMEOUT};
+pub use cache::{Cache, CacheBuilder, DEFAULT_TIMEOUT, VaryOn};
 pub use caches::{Caches, CachesBuilder, DEFAULT_CACHE};
 pub use conditional::{ConditionLayer, ConditionalGetLayer, condition};
 pub use error::Error;

@@ -136,7 +136,7 @@ fn cached_block(
     kwargs.assert_all_used()?;
     let timeout = timeout(expire)?;
     let texts: Vec<String> = vary_on.iter().map(ToString::to_string).collect();
-    let displays: Vec<&dyn std::fmt::Display> = texts.iter().map(|text| text as _).collect();
+    let displays: Vec<&crate::cache::VaryOn> = texts.iter().map(|text| text as _).collect();
     let key = Cache::fragment_key(name, &displays);
     let attempt = {
         let (caller, state) = (&caller, &mut *state);

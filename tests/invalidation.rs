@@ -36,7 +36,7 @@ mod fragments {
 
     #[test]
     fn keys_are_unambiguous() {
-        let key = |name: &str, vary: &[&dyn std::fmt::Display]| Cache::fragment_key(name, vary);
+        let key = |name: &str, vary: &[&axum_cache::VaryOn]| Cache::fragment_key(name, vary);
         assert!(key("a.fragment", &[]).starts_with("template.cache.a.fragment."));
         assert_ne!(key("foo", &[&"abc"]), key("foo", &[&"abc", &""]));
         assert_ne!(key("foo", &[&"abc:def"]), key("foo", &[&"abc", &"def"]));
@@ -45,6 +45,22 @@ mod fragments {
         assert_eq!(key("foo", &[&"42º", &"😀"]), key("foo", &[&"42º", &"😀"]));
         let poem = "x".repeat(10_000);
         assert!(key("foo", &[&poem]).len() < 100, "long values are hashed");
+    }
+
+    #[test]
+    fn handlers_awaiting_fragments_stay_send() {
+        fn is_send<T: Send>(_: &T) {}
+        let cache = Cache::new(MemoryStore::new());
+        let user = String::from("ada");
+        // The vary-on array is a temporary that lives across the `.await`.
+        let handler = async {
+            cache
+                .fragment("sidebar", &[&user, &7], Timeout::Default, || async {
+                    String::new()
+                })
+                .await
+        };
+        is_send(&handler);
     }
 
     #[tokio::test]
