@@ -105,11 +105,11 @@ impl Entry {
     /// `Authorization`, and the same value (or absence) of every header it varies on.
     pub(crate) fn matches(&self, headers: &HeaderMap, extra: &str) -> bool {
         self.extra == extra
-            && request_value(headers, &http::header::AUTHORIZATION) == self.authorization
+            && same_value(headers, &http::header::AUTHORIZATION, self.authorization.as_ref())
             && self
                 .vary
                 .iter()
-                .all(|(name, value)| request_value(headers, name) == *value)
+                .all(|(name, value)| same_value(headers, name, value.as_ref()))
     }
 
     /// Approximate memory held, for the store's byte bound.
@@ -136,6 +136,20 @@ impl Variants {
             .map(|name| name.as_str().len() + 16)
             .sum::<usize>()
             + 64
+    }
+}
+
+/// Whether the request's value of `name` is `expected` (`None`: absent), compared in place for
+/// the usual single field line, joined only when there are several.
+fn same_value(headers: &HeaderMap, name: &HeaderName, expected: Option<&HeaderValue>) -> bool {
+    let mut lines = headers.get_all(name).iter();
+    match (lines.next(), lines.next(), expected) {
+        (None, _, None) => true,
+        (Some(only), None, Some(expected)) => only == expected,
+        (Some(_), Some(_), Some(expected)) => {
+            request_value(headers, name).as_ref() == Some(expected)
+        }
+        _ => false,
     }
 }
 

@@ -187,7 +187,6 @@ struct Search<'a> {
     class: Class,
     extra: String,
     now: SystemTime,
-    started_micros: u64,
     stale: Option<Arc<Entry>>,
 }
 
@@ -203,7 +202,6 @@ impl<'a> Search<'a> {
             class,
             extra: config.extra(parts),
             now: config.now(),
-            started_micros: crate::cache::now_micros(),
             stale: None,
         };
         Ok((search, url))
@@ -243,7 +241,8 @@ impl<'a> Search<'a> {
             extra: self.extra.clone(),
             miss,
             flight_key: probe.flight_key(&self.parts.headers, &self.extra),
-            started_micros: self.started_micros,
+            // A miss: the origin is asked after this, so now is when its computation starts.
+            started_micros: crate::cache::now_micros(),
             stale: self.stale.take(),
             leader: None,
             lock: None,
