@@ -187,9 +187,6 @@ impl RedisStoreBuilder {
             connection.unresponsive.max_timeout = Some(unresponsive);
             connection.unresponsive.interval = (unresponsive / 2).max(Duration::from_millis(10));
         });
-        builder.with_performance_config(|performance| {
-            performance.default_command_timeout = command_timeout;
-        });
         builder.set_policy(ReconnectPolicy::new_exponential(
             0,
             millis_u32(self.reconnect_min),
