@@ -105,7 +105,11 @@ impl Entry {
     /// `Authorization`, and the same value (or absence) of every header it varies on.
     pub(crate) fn matches(&self, headers: &HeaderMap, extra: &str) -> bool {
         self.extra == extra
-            && same_value(headers, &http::header::AUTHORIZATION, self.authorization.as_ref())
+            && same_value(
+                headers,
+                &http::header::AUTHORIZATION,
+                self.authorization.as_ref(),
+            )
             && self
                 .vary
                 .iter()

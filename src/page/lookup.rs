@@ -9,10 +9,15 @@ use http::header;
 use http::request::Parts;
 
 use super::entry::{self, Entry, Record, Variants};
-use super::key::{Class, Url, class_of, request_value};
+use super::key::{Class, Url, class_of, push_url, request_value};
 use super::status::MissKind;
 use super::{Bypass, Config, Found, Pending};
 use crate::store::{LocalStore, LocalValue};
+
+thread_local! {
+    /// Where primary keys are built for in-process lookups, reused from request to request.
+    static KEY_BUFFER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
 
 /// The result of looking a request up.
 pub(crate) enum Lookup {
@@ -266,10 +271,11 @@ impl Config {
         };
         let mut last = None;
         for &class in classes(search.class) {
-            let primary = self.primary_store_key(class, &url);
-            let record = local
-                .get_object(&primary)
-                .and_then(PrimaryRecord::from_local);
+            let (primary, record) =
+                match self.read_primary_local(local, class, &url, parts, &search) {
+                    Ok(entry) => return Lookup::Hit(entry),
+                    Err(read) => read,
+                };
             let mut probe = Probe::start(self, primary, record, &parts.headers, &search.extra);
             if let Some(variant) = &probe.variant {
                 let entry = local
@@ -290,6 +296,40 @@ impl Config {
             last = Some(probe);
         }
         search.miss(last)
+    }
+
+    /// Reads a class's primary record from an in-process store. The common hit (a fresh entry
+    /// stored directly under the URL) is found with the key built in a reused buffer, without
+    /// allocating; anything else returns the key and the record for the full lookup.
+    fn read_primary_local(
+        &self,
+        local: &dyn LocalStore,
+        class: Class,
+        url: &Url<'_>,
+        parts: &Parts,
+        search: &Search<'_>,
+    ) -> Result<Arc<Entry>, (String, Option<PrimaryRecord>)> {
+        let Some(head) = &self.key_head else {
+            let primary = self.primary_store_key(class, url);
+            let record = local
+                .get_object(&primary)
+                .and_then(PrimaryRecord::from_local);
+            return Err((primary, record));
+        };
+        KEY_BUFFER.with_borrow_mut(|key| {
+            key.clear();
+            key.push_str(head);
+            push_url(key, class, url);
+            let record = local.get_object(key).and_then(PrimaryRecord::from_local);
+            if let Some(PrimaryRecord::Entry(entry)) = &record
+                && entry.matches(&parts.headers, &search.extra)
+                && self.tags_current_now(local, entry)
+                && matches!(self.freshness(entry, search.now), Freshness::Fresh)
+            {
+                return Ok(Arc::clone(entry));
+            }
+            Err((key.clone(), record))
+        })
     }
 
     /// Whether an entry's tags still allow it, read from an in-process store.

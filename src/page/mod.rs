@@ -463,12 +463,20 @@ fn has_preconditions(headers: &HeaderMap) -> bool {
 }
 
 /// The `Age` value for an entry stored at `stored_at`, in whole seconds. Ages below ten minutes
-/// come from a table, so a hit does not allocate for them.
+/// come from a table of static values, so a hit neither allocates nor touches a reference count
+/// for them. (The table's text is built once and kept for the life of the process.)
 fn age_value(now: SystemTime, stored_at: SystemTime) -> HeaderValue {
-    const TABLE: u64 = 600;
+    const TABLE: usize = 600;
     static AGES: OnceLock<Vec<HeaderValue>> = OnceLock::new();
     let age = now.duration_since(stored_at).map_or(0, |age| age.as_secs());
-    let table = AGES.get_or_init(|| (0..TABLE).map(HeaderValue::from).collect());
+    let table = AGES.get_or_init(|| {
+        (0..TABLE)
+            .map(|age| {
+                let text: &'static str = Box::leak(age.to_string().into_boxed_str());
+                HeaderValue::from_static(text)
+            })
+            .collect()
+    });
     usize::try_from(age)
         .ok()
         .and_then(|index| table.get(index))
