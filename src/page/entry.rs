@@ -209,9 +209,7 @@ pub(crate) fn encode(record: &Record) -> Bytes {
 /// Decodes what [`encode`] wrote; anything else (another format version, truncated or foreign
 /// bytes, invalid header names or values) is `None`.
 pub(crate) fn decode(bytes: &Bytes) -> Option<Record> {
-    let mut reader = Reader {
-        bytes: bytes.clone(),
-    };
+    let mut reader = Reader::new(bytes.clone());
     if reader.u8()? != FORMAT_V1 {
         return None;
     }
@@ -228,19 +226,22 @@ pub(crate) fn decode(bytes: &Bytes) -> Option<Record> {
             let mut tags = Vec::new();
             for _ in 0..reader.u16()? {
                 let len = usize::from(reader.u16()?);
-                tags.push(String::from_utf8(reader.take(len)?.to_vec()).ok()?);
+                tags.push(reader.text(len)?);
             }
-            let extra = String::from_utf8(reader.bytes()?.to_vec()).ok()?;
+            let len = reader.len32()?;
+            let extra = reader.text(len)?;
             let authorization = reader.optional_value()?;
             let mut vary = Vec::new();
             for _ in 0..reader.u16()? {
                 vary.push((reader.name()?, reader.optional_value()?));
             }
             let count = reader.u32()?;
-            let mut headers = HeaderMap::new();
+            // Never trust a count for an allocation: a damaged one is caught by the reads.
+            let mut headers =
+                HeaderMap::with_capacity(usize::try_from(count).map_or(0, |n| n.min(64)));
             for _ in 0..count {
                 let name = reader.name()?;
-                let value = HeaderValue::from_maybe_shared(reader.bytes()?).ok()?;
+                let value = reader.value()?;
                 headers.append(name, value);
             }
             let body = reader.bytes()?;
@@ -275,7 +276,7 @@ pub(crate) fn decode(bytes: &Bytes) -> Option<Record> {
         }
         _ => return None,
     };
-    reader.bytes.is_empty().then_some(record)
+    reader.is_done().then_some(record)
 }
 
 fn millis(time: SystemTime) -> u64 {
@@ -312,18 +313,33 @@ fn put_optional(out: &mut BytesMut, value: Option<&HeaderValue>) {
     }
 }
 
-/// Reads the encoding front to back; every read checks the remaining length.
+/// Reads the encoding front to back; every read checks the remaining length. Numbers and names
+/// are read in place; only header values and the body become (shared, zero-copy) `Bytes`.
 struct Reader {
     bytes: Bytes,
+    at: usize,
 }
 
 impl Reader {
+    fn new(bytes: Bytes) -> Reader {
+        Reader { bytes, at: 0 }
+    }
+
+    fn slice(&mut self, len: usize) -> Option<&[u8]> {
+        let end = self.at.checked_add(len)?;
+        let slice = self.bytes.get(self.at..end)?;
+        self.at = end;
+        Some(slice)
+    }
+
     fn take(&mut self, len: usize) -> Option<Bytes> {
-        (len <= self.bytes.len()).then(|| self.bytes.split_to(len))
+        let start = self.at;
+        self.slice(len)?;
+        Some(self.bytes.slice(start..self.at))
     }
 
     fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.take(N)?.as_ref().try_into().ok()
+        self.slice(N)?.try_into().ok()
     }
 
     fn u8(&mut self) -> Option<u8> {
@@ -342,22 +358,40 @@ impl Reader {
         self.array().map(u64::from_be_bytes)
     }
 
+    fn len32(&mut self) -> Option<usize> {
+        usize::try_from(self.u32()?).ok()
+    }
+
     fn bytes(&mut self) -> Option<Bytes> {
-        let len = usize::try_from(self.u32()?).ok()?;
+        let len = self.len32()?;
         self.take(len)
+    }
+
+    fn text(&mut self, len: usize) -> Option<String> {
+        std::str::from_utf8(self.slice(len)?)
+            .ok()
+            .map(str::to_owned)
     }
 
     fn name(&mut self) -> Option<HeaderName> {
         let len = usize::from(self.u16()?);
-        HeaderName::from_bytes(&self.take(len)?).ok()
+        HeaderName::from_bytes(self.slice(len)?).ok()
+    }
+
+    fn value(&mut self) -> Option<HeaderValue> {
+        HeaderValue::from_maybe_shared(self.bytes()?).ok()
     }
 
     fn optional_value(&mut self) -> Option<Option<HeaderValue>> {
         match self.u8()? {
             0 => Some(None),
-            1 => Some(Some(HeaderValue::from_maybe_shared(self.bytes()?).ok()?)),
+            1 => Some(Some(self.value()?)),
             _ => None,
         }
+    }
+
+    fn is_done(&self) -> bool {
+        self.at == self.bytes.len()
     }
 }
 

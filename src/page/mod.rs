@@ -225,10 +225,12 @@ impl Config {
     }
 
     /// The response a stored entry gives: the stored one with its age, or a 304/412 when the
-    /// request's preconditions decide it. `status` says whether the entry is fresh or stale.
+    /// request's preconditions decide it. `status` says whether the entry is fresh or stale. An
+    /// entry no one else holds (one just decoded from a remote store) gives up its headers and
+    /// body instead of copying them.
     pub(crate) fn hit_response<B>(
         &self,
-        entry: &Entry,
+        entry: Arc<Entry>,
         method: &Method,
         request: &HeaderMap,
         status: CacheStatus,
@@ -239,10 +241,24 @@ impl Config {
         } else {
             Precondition::Proceed
         };
+        let stored_status = entry.status;
         let (code, mut headers, body) = match precondition {
             Precondition::Proceed => {
-                let body = (method != Method::HEAD).then(|| entry.body.clone());
-                (entry.status, entry.headers.clone(), body)
+                let with_body = method != Method::HEAD;
+                let copy = |entry: &Entry| {
+                    let body = with_body.then(|| entry.body.clone());
+                    (entry.status, entry.headers.clone(), body)
+                };
+                // Checked first so that a shared entry (the in-process store's) costs no
+                // atomic exchange.
+                if Arc::strong_count(&entry) == 1 {
+                    match Arc::try_unwrap(entry) {
+                        Ok(owned) => (owned.status, owned.headers, with_body.then_some(owned.body)),
+                        Err(shared) => copy(&shared),
+                    }
+                } else {
+                    copy(&entry)
+                }
             }
             Precondition::NotModified => (
                 StatusCode::NOT_MODIFIED,
@@ -255,7 +271,7 @@ impl Config {
         };
         headers.insert(header::AGE, age);
         // The stored headers already say "hit"; anything else is written here.
-        if self.cache_status_header && (code != entry.status || status != CacheStatus::Hit) {
+        if self.cache_status_header && (code != stored_status || status != CacheStatus::Hit) {
             headers.insert(CACHE_STATUS, cache_status_value(status, MissKind::Uri));
         }
         let mut response = Response::new(CacheBody::cached(body));
@@ -277,7 +293,7 @@ impl Config {
     ) -> Response<CacheBody<B>> {
         match then {
             Some(Then::Finish(pending)) => match pending.stale_instead(&response) {
-                Some(entry) => self.stale_if_error(&entry, &pending),
+                Some(entry) => self.stale_if_error(entry, &pending),
                 None => self.finish(pending, response),
             },
             Some(Then::Bypass(bypass)) => self.bypass(response, bypass),
@@ -286,7 +302,7 @@ impl Config {
     }
 
     /// Serves the stale entry in place of a failed origin response (`stale-if-error`).
-    fn stale_if_error<B>(&self, entry: &Entry, pending: &Pending) -> Response<CacheBody<B>> {
+    fn stale_if_error<B>(&self, entry: Arc<Entry>, pending: &Pending) -> Response<CacheBody<B>> {
         let method = if pending.class == Class::Head {
             Method::HEAD
         } else {
@@ -304,7 +320,7 @@ impl Config {
     pub(crate) fn recover<B>(&self, then: Option<Then>) -> Option<Response<CacheBody<B>>> {
         match then {
             Some(Then::Finish(pending)) => {
-                let entry = pending.stale.as_ref()?;
+                let entry = Arc::clone(pending.stale.as_ref()?);
                 Some(self.stale_if_error(entry, &pending))
             }
             _ => None,

@@ -128,7 +128,7 @@ where
         match config.lookup_local(local, &parts) {
             Lookup::Hit(entry) => {
                 let response =
-                    config.hit_response(&entry, &parts.method, &parts.headers, CacheStatus::Hit);
+                    config.hit_response(entry, &parts.method, &parts.headers, CacheStatus::Hit);
                 return ready(response);
             }
             Lookup::Bypass(bypass) => return origin(inner, Then::Bypass(bypass), parts, body),
@@ -138,7 +138,7 @@ where
                 pending,
             } if background => {
                 let status = refresh_status(stale);
-                let response = config.hit_response(&entry, &parts.method, &parts.headers, status);
+                let response = config.hit_response(entry, &parts.method, &parts.headers, status);
                 refresh(config, inner.clone(), parts, body, pending);
                 return ready(response);
             }
@@ -231,7 +231,7 @@ async fn settle<B>(
             Lookup::Hit(entry) => {
                 let status = CacheStatus::Hit;
                 return Settled::Answer(config.hit_response(
-                    &entry,
+                    entry,
                     &parts.method,
                     &parts.headers,
                     status,
@@ -244,7 +244,7 @@ async fn settle<B>(
                 pending,
             } if background => {
                 let status = refresh_status(stale);
-                let response = config.hit_response(&entry, &parts.method, &parts.headers, status);
+                let response = config.hit_response(entry, &parts.method, &parts.headers, status);
                 return Settled::Refresh(response, pending);
             }
             Lookup::Refresh { pending, .. } | Lookup::Miss(pending) => pending,
@@ -258,7 +258,7 @@ async fn settle<B>(
                 if let Some(entry) = config.lock_across_processes(&mut pending, parts).await {
                     let status = CacheStatus::Hit;
                     return Settled::Answer(config.hit_response(
-                        &entry,
+                        entry,
                         &parts.method,
                         &parts.headers,
                         status,
