@@ -22,7 +22,7 @@
 //!
 //! See the [client-side caching chapter](crate::docs::headers) for a guided tour.
 
-mod body;
+pub(crate) mod body;
 mod condition;
 mod date;
 mod etag;

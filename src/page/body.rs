@@ -5,6 +5,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
+
+use crate::conditional::body::poll_bytes;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
@@ -114,7 +116,7 @@ where
                 mut inner,
                 recorder,
             } => {
-                let frame = match ready!(inner.as_mut().poll_frame(cx)) {
+                let frame = match ready!(poll_bytes(inner.as_mut(), cx)) {
                     None => {
                         if let Some(recorder) = recorder.take() {
                             recorder.finish();
@@ -125,9 +127,7 @@ where
                         *recorder = None;
                         return Poll::Ready(Some(Err(error)));
                     }
-                    Some(Ok(frame)) => {
-                        frame.map_data(|mut data| data.copy_to_bytes(data.remaining()))
-                    }
+                    Some(Ok(frame)) => frame,
                 };
                 if let Some(active) = recorder {
                     let kept = frame.data_ref().is_some_and(|data| active.push(data));
