@@ -5,10 +5,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
-
-use crate::conditional::body::poll_bytes;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
+
+use crate::conditional::body::poll_bytes;
 
 pin_project! {
     /// The response body of the cache layers: a stored body on a hit, otherwise the inner
