@@ -159,13 +159,17 @@ impl Cache {
     /// |---|---|
     /// | `memory://` | [`MemoryStore`]; `max_entries=N`, `max_bytes=N` (a number of bytes, or with `KiB`, `MiB`, `GiB`) |
     /// | `dummy://` | [`DummyStore`] |
-    /// | `redis://`, `redis+cluster://`, `redis+sentinel://` | `RedisStore` (`redis` feature); see below |
+    /// | `redis://`, `redis+cluster://`, `redis+sentinel://`, and `rediss…` for TLS | `RedisStore` (`redis` feature); see below |
     ///
     /// A Redis URL is `RedisStore::builder`'s URL (with its
     /// `node`, `sentinelServiceName`, `sentinelUsername` and `sentinelPassword` parameters) and
     /// takes the store settings `store_prefix`, `command_timeout_ms`, `connect_timeout_ms`,
     /// `pool_size`, `failure_threshold` and `cool_down_ms`, for example
     /// `redis://cache.internal:6379/0?store_prefix=shop&command_timeout_ms=50&key_prefix=v2`.
+    /// With the `redis-tls` feature, `rediss://` (and `rediss+cluster://`,
+    /// `rediss+sentinel://`) connect over TLS, and `tls_ca_file` (PEM authorities to trust
+    /// instead of the system's), `tls_cert_file` and `tls_key_file` (a client identity) name
+    /// files that are read when the cache is built.
     /// Building it connects to Redis. Without the `redis` feature these URLs are an error that
     /// says so.
     ///
@@ -295,6 +299,39 @@ async fn redis_store(
             failures.unwrap_or(RedisStore::DEFAULT_FAILURE_THRESHOLD),
             cool_down.unwrap_or(RedisStore::DEFAULT_COOL_DOWN),
         );
+    }
+    let tls_ca = params.take("tls_ca_file");
+    let tls_identity = (params.take("tls_cert_file"), params.take("tls_key_file"));
+    #[cfg(feature = "redis-tls")]
+    {
+        let read = |name: &str, path: &str| {
+            std::fs::read(path)
+                .map_err(|error| config(format!("{name}: cannot read {path:?}: {error}")))
+        };
+        if let Some(path) = tls_ca {
+            builder = builder.tls_root_certificates_pem(read("tls_ca_file", &path)?);
+        }
+        match tls_identity {
+            (Some(cert), Some(key)) => {
+                builder = builder.tls_client_identity_pem(
+                    read("tls_cert_file", &cert)?,
+                    read("tls_key_file", &key)?,
+                );
+            }
+            (None, None) => {}
+            _ => {
+                return Err(config(
+                    "tls_cert_file and tls_key_file go together: give both or neither".to_owned(),
+                ));
+            }
+        }
+    }
+    #[cfg(not(feature = "redis-tls"))]
+    if tls_ca.is_some() || tls_identity.0.is_some() || tls_identity.1.is_some() {
+        return Err(config(
+            "tls_ca_file, tls_cert_file and tls_key_file need the `redis-tls` feature of axum-cache"
+                .to_owned(),
+        ));
     }
     // Unknown parameters fail before connecting.
     params.check_empty()?;
@@ -480,7 +517,16 @@ mod tests {
             ("redis://127.0.0.1:9?store_prefix=", "prefix"),
             ("redis://127.0.0.1:9?timeout=soon", "timeout"),
             ("redis://127.0.0.1:9?bogus=1", "unknown parameter \"bogus\""),
-            ("rediss://127.0.0.1:9", "TLS"),
+            ("redis://127.0.0.1:9?tls_cert_file=/c.pem", "tls_"),
+            #[cfg(feature = "redis-tls")]
+            (
+                "rediss://127.0.0.1:9?tls_ca_file=/nonexistent.pem",
+                "cannot read",
+            ),
+            #[cfg(feature = "redis-tls")]
+            ("redis://127.0.0.1:9?tls_ca_file=/dev/null", "without TLS"),
+            #[cfg(not(feature = "redis-tls"))]
+            ("rediss://127.0.0.1:9", "`redis-tls` feature"),
         ] {
             let error = Cache::from_url(url).await.unwrap_err().to_string();
             assert!(error.contains(needle), "{url}: {error}");

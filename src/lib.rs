@@ -64,6 +64,8 @@
 //! |---|---|
 //! | `tracing` | `tracing` events for store failures and values that no longer decode |
 //! | `redis` | `store::RedisStore`: Redis (standalone, Cluster, Sentinel) through `fred` |
+//! | `redis-tls` | `rediss://` URLs: TLS to Redis through rustls, with your own authorities and client certificates if needed |
+//! | `minijinja` | `template`: the `{% call cache(…) %}` fragment block for MiniJinja templates |
 //!
 //! The default build needs no server.
 //!

@@ -429,11 +429,12 @@ mod configuration {
     use super::*;
 
     #[tokio::test]
-    async fn tls_and_unix_urls_are_refused_clearly() {
+    async fn unix_and_foreign_urls_are_refused_clearly() {
         for (url, needle) in [
-            ("rediss://127.0.0.1:6380", "TLS"),
             ("redis+unix:///tmp/redis.sock", "Unix"),
             ("memcached://127.0.0.1", "not a Redis URL scheme"),
+            #[cfg(not(feature = "redis-tls"))]
+            ("rediss://127.0.0.1:6380", "`redis-tls` feature"),
         ] {
             let error = RedisStore::builder(url)
                 .build()
@@ -442,10 +443,6 @@ mod configuration {
                 .to_string();
             assert!(error.contains(needle), "{url}: {error}");
         }
-        let error = Cache::from_url("rediss://127.0.0.1:6380")
-            .await
-            .unwrap_err();
-        assert!(error.to_string().contains("TLS"), "{error}");
     }
 
     #[tokio::test]
@@ -475,6 +472,121 @@ mod configuration {
             "{:?}",
             started.elapsed()
         );
+    }
+}
+
+#[cfg(feature = "redis-tls")]
+mod tls {
+    use super::*;
+    use axum_cache::Error;
+
+    /// Whether building failed in the TLS handshake, for `reason`.
+    fn refused(result: &Result<RedisStore, Error>, reason: &str) -> bool {
+        matches!(result, Err(Error::Store(StoreError::Unavailable(message))) if message.contains(reason))
+    }
+
+    #[tokio::test]
+    async fn conforms_over_tls() {
+        let Some(tls) = redis::tls_server(false) else {
+            return;
+        };
+        let store = RedisStore::builder(tls.url())
+            .prefix("tls")
+            .command_timeout(RELAXED)
+            .tls_root_certificates_pem(tls.pem("ca.crt"))
+            .build()
+            .await
+            .expect("connects over TLS");
+        conformance::run(&store, &TestClock::new(tokio::time::sleep)).await;
+        store.set("k", b("through TLS"), None).await.unwrap();
+        // The plain port of the same server sees what went through the TLS one.
+        assert_eq!(tls.server.cli(&["GET", "tls:k"]), "through TLS");
+    }
+
+    #[tokio::test]
+    async fn a_certificate_from_another_authority_is_refused() {
+        let Some(tls) = redis::tls_server(false) else {
+            return;
+        };
+        let untrusted = RedisStore::builder(tls.url())
+            .connect_timeout(RELAXED)
+            .tls_root_certificates_pem(tls.pem("other-ca.crt"))
+            .build()
+            .await;
+        assert!(
+            refused(&untrusted, "UnknownIssuer"),
+            "connected to an unverified server: {untrusted:?}"
+        );
+        // The system's authorities do not know the test authority either (or there are none,
+        // which is a configuration error): no connection in both cases.
+        let system = RedisStore::builder(tls.url())
+            .connect_timeout(RELAXED)
+            .build()
+            .await;
+        assert!(
+            matches!(system, Err(Error::Config(_))) || refused(&system, "UnknownIssuer"),
+            "connected to a server no system authority vouches for: {system:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_that_verifies_clients_needs_the_identity() {
+        let Some(tls) = redis::tls_server(true) else {
+            return;
+        };
+        let anonymous = RedisStore::builder(tls.url())
+            .connect_timeout(RELAXED)
+            .tls_root_certificates_pem(tls.pem("ca.crt"))
+            .build()
+            .await;
+        assert!(
+            refused(&anonymous, "CertificateRequired"),
+            "a client without a certificate got in: {anonymous:?}"
+        );
+        let store = RedisStore::builder(tls.url())
+            .prefix("mtls")
+            .command_timeout(RELAXED)
+            .tls_root_certificates_pem(tls.pem("ca.crt"))
+            .tls_client_identity_pem(tls.pem("client.crt"), tls.pem("client.key"))
+            .build()
+            .await
+            .expect("connects with a client certificate");
+        assert!(store.add("n", b("41"), None).await.unwrap());
+        assert_eq!(store.incr("n", 1).await.unwrap(), 42);
+        assert_eq!(tls.server.cli(&["GET", "mtls:n"]), "42");
+    }
+
+    #[tokio::test]
+    async fn cache_urls_name_the_certificate_files() {
+        let Some(tls) = redis::tls_server(true) else {
+            return;
+        };
+        let file = |name: &str| tls.file(name).to_str().expect("UTF-8 path").to_owned();
+        let url = format!(
+            "{}?store_prefix=viaurl&tls_ca_file={}&tls_cert_file={}&tls_key_file={}",
+            tls.url(),
+            file("ca.crt"),
+            file("client.crt"),
+            file("client.key")
+        );
+        let cache = Cache::from_url(&url).await.expect("connects over TLS");
+        cache.set("k", "v", Timeout::Default).await.unwrap();
+        assert_eq!(
+            cache.get::<String>("k").await.unwrap().as_deref(),
+            Some("v")
+        );
+        assert_eq!(tls.server.cli(&["EXISTS", "viaurl::1:k"]), "1");
+    }
+
+    #[tokio::test]
+    async fn tls_settings_on_a_plain_url_are_refused() {
+        let error = RedisStore::builder("redis://127.0.0.1:9")
+            .tls_root_certificates_pem(b"-----BEGIN CERTIFICATE-----".to_vec())
+            .build()
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::Config(_)), "{error}");
+        assert!(error.to_string().contains("rediss://"), "{error}");
     }
 }
 

@@ -119,6 +119,8 @@ pub struct RedisServer {
     extra: Vec<String>,
     /// For a Sentinel: the port of the primary it watches.
     watches: Option<u16>,
+    /// For a TLS server: its certificates, and whether it demands a client certificate.
+    tls: Option<(PathBuf, bool)>,
     child: Option<Child>,
 }
 
@@ -131,10 +133,14 @@ impl RedisServer {
     /// Starts a server with extra arguments, retrying on another port if the chosen one was
     /// taken in the meantime.
     fn start_with(extra: &[&str]) -> RedisServer {
-        RedisServer::start_kind(extra, None)
+        RedisServer::start_kind(extra, None, None)
     }
 
-    fn start_kind(extra: &[&str], watches: Option<u16>) -> RedisServer {
+    fn start_kind(
+        extra: &[&str],
+        watches: Option<u16>,
+        tls: Option<(PathBuf, bool)>,
+    ) -> RedisServer {
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = free_port_pair();
@@ -146,6 +152,7 @@ impl RedisServer {
                 dir,
                 extra: extra.iter().map(|arg| (*arg).to_owned()).collect(),
                 watches,
+                tls: tls.clone(),
                 child: None,
             };
             match server.spawn() {
@@ -172,6 +179,21 @@ impl RedisServer {
             None => {
                 command.args(["--save", "", "--appendonly", "no"]);
             }
+        }
+        // The plain port stays open next to the TLS one, for the readiness check and redis-cli.
+        if let Some((certificates, verify_clients)) = &self.tls {
+            command
+                .args(["--tls-port", &self.tls_port().to_string()])
+                .arg("--tls-cert-file")
+                .arg(certificates.join("server.crt"))
+                .arg("--tls-key-file")
+                .arg(certificates.join("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(certificates.join("ca.crt"))
+                .args([
+                    "--tls-auth-clients",
+                    if *verify_clients { "yes" } else { "no" },
+                ]);
         }
         let mut child = command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
@@ -205,6 +227,11 @@ impl RedisServer {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The TLS port: the one a cluster would use for its bus, free by construction.
+    fn tls_port(&self) -> u16 {
+        self.port + 10_000
     }
 
     pub fn cli(&self, args: &[&str]) -> String {
@@ -261,7 +288,7 @@ pub struct RedisSentinel {
 impl RedisSentinel {
     pub fn start() -> RedisSentinel {
         let primary = RedisServer::start();
-        let sentinel = RedisServer::start_kind(&[], Some(primary.port));
+        let sentinel = RedisServer::start_kind(&[], Some(primary.port), None);
         RedisSentinel { primary, sentinel }
     }
 
@@ -271,6 +298,142 @@ impl RedisSentinel {
             "redis+sentinel://127.0.0.1:{}?sentinelServiceName=mymaster",
             self.sentinel.port
         )
+    }
+}
+
+/// A server that also listens with TLS, and the certificates for it; `None` (skip) without
+/// `redis-server` and `openssl`.
+pub fn tls_server(verify_clients: bool) -> Option<RedisTlsServer> {
+    if !installed("redis-server") {
+        return skip("redis-server is needed for a TLS test");
+    }
+    if !Command::new("openssl")
+        .arg("version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+    {
+        return skip("openssl is needed to make the certificates of a TLS test");
+    }
+    let certificates = Certificates::make();
+    let server = RedisServer::start_kind(&[], None, Some((certificates.0.clone(), verify_clients)));
+    Some(RedisTlsServer {
+        server,
+        certificates,
+    })
+}
+
+/// A TLS-enabled `redis-server`.
+pub struct RedisTlsServer {
+    pub server: RedisServer,
+    certificates: Certificates,
+}
+
+impl RedisTlsServer {
+    /// `rediss://` to the TLS port.
+    pub fn url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.server.tls_port())
+    }
+
+    /// A file of the test certificates: `ca.crt`, `other-ca.crt`, `client.crt`, `client.key`.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.certificates.0.join(name)
+    }
+
+    /// The contents of [`file`](Self::file).
+    pub fn pem(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.file(name)).expect("certificate file")
+    }
+}
+
+/// A directory of throwaway certificates: an authority, a server certificate for 127.0.0.1
+/// signed by it, a client identity signed by it, and an unrelated second authority.
+struct Certificates(PathBuf);
+
+impl Certificates {
+    fn make() -> Certificates {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "axum-cache-tls-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("temporary directory");
+        let openssl = |args: &[&str]| {
+            let output = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .expect("openssl runs");
+            assert!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        let key = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for ca in ["ca", "other-ca"] {
+            let (key_file, cert_file) = (format!("{ca}.key"), format!("{ca}.crt"));
+            let subject = format!("/CN=axum-cache test {ca}");
+            let mut args = vec!["req", "-x509", "-days", "2", "-subj", &subject];
+            args.extend(key);
+            args.extend(["-keyout", &key_file, "-out", &cert_file]);
+            openssl(&args);
+        }
+        for (name, usage) in [
+            (
+                "server",
+                "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth",
+            ),
+            ("client", "extendedKeyUsage=clientAuth"),
+        ] {
+            let extensions = format!("{name}.ext");
+            std::fs::write(
+                dir.join(&extensions),
+                format!("basicConstraints=CA:FALSE\n{usage}\n"),
+            )
+            .expect("extensions file");
+            let (key_file, request, cert_file) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.crt"),
+            );
+            let subject = format!("/CN=axum-cache test {name}");
+            let mut args = vec!["req", "-subj", &subject];
+            args.extend(key);
+            args.extend(["-keyout", &key_file, "-out", &request]);
+            openssl(&args);
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &request,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &extensions,
+                "-out",
+                &cert_file,
+            ]);
+        }
+        Certificates(dir)
+    }
+}
+
+impl Drop for Certificates {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

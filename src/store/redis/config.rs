@@ -104,6 +104,8 @@ pub struct RedisStoreBuilder {
     connect_timeout: Duration,
     reconnect_min: Duration,
     reconnect_max: Duration,
+    #[cfg(feature = "redis-tls")]
+    tls: super::tls::TlsSettings,
 }
 
 impl RedisStoreBuilder {
@@ -115,6 +117,8 @@ impl RedisStoreBuilder {
             connect_timeout: RedisStore::DEFAULT_CONNECT_TIMEOUT,
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(1),
+            #[cfg(feature = "redis-tls")]
+            tls: super::tls::TlsSettings::default(),
         }
     }
 
@@ -161,17 +165,70 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// For `rediss://` URLs: trust the certificate authorities in `pem` (one or more PEM
+    /// `CERTIFICATE` blocks) instead of the system's, as for a Redis whose certificate a
+    /// private authority signed. The server's certificate is always verified, and must name
+    /// the host of the URL (a DNS name or an IP address in its subject alternative names).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), axum_cache::Error> {
+    /// use axum_cache::store::RedisStore;
+    ///
+    /// let store = RedisStore::builder("rediss://cache.internal:6380")
+    ///     .tls_root_certificates_pem(std::fs::read("/etc/redis/ca.pem").expect("CA file"))
+    ///     .build()
+    ///     .await?;
+    /// # let _ = store; Ok(()) }
+    /// ```
+    #[cfg(feature = "redis-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-tls")))]
+    pub fn tls_root_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.roots = Some(pem.into());
+        self
+    }
+
+    /// For `rediss://` URLs whose server verifies clients (`tls-auth-clients yes`): the
+    /// client's certificate chain and private key, both as PEM text (the key in PKCS #8,
+    /// PKCS #1 or SEC1 form).
+    #[cfg(feature = "redis-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-tls")))]
+    pub fn tls_client_identity_pem(
+        mut self,
+        certificate_chain: impl Into<Vec<u8>>,
+        private_key: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls.identity = Some((certificate_chain.into(), private_key.into()));
+        self
+    }
+
     /// Connects to Redis and returns the store.
     ///
     /// Fails with [`Error::Config`] for a URL that is invalid or needs something this build
-    /// lacks (TLS, Unix sockets), and with [`Error::Store`]
-    /// ([`StoreError::Unavailable`] or [`StoreError::Timeout`]) if the first connection
-    /// cannot be made within the connect timeout. Once built, the store reconnects by itself.
+    /// lacks (`rediss://` without the `redis-tls` feature, Unix sockets), for TLS settings on a
+    /// URL that is not `rediss://` (rather than connecting in the clear) or that cannot be
+    /// used, and with [`Error::Store`] ([`StoreError::Unavailable`] or
+    /// [`StoreError::Timeout`]) if the first connection, TLS handshake included, cannot be
+    /// made within the connect timeout. Once built, the store reconnects by itself.
     pub async fn build(self) -> Result<RedisStore, Error> {
         self.options.validate()?;
-        let url = normalize_url(&self.url)?;
-        let config = Config::from_url(&url)
+        let (url, tls) = normalize_url(&self.url)?;
+        #[cfg_attr(not(feature = "redis-tls"), allow(unused_mut))]
+        let mut config = Config::from_url(&url)
             .map_err(|error| Error::Config(format!("invalid Redis URL: {error}")))?;
+        #[cfg(feature = "redis-tls")]
+        if tls {
+            config.tls = Some(self.tls.connector()?.into());
+        } else if self.tls.is_set() {
+            return Err(Error::Config(
+                "TLS settings were given for a URL without TLS: use rediss://".to_owned(),
+            ));
+        }
+        #[cfg(not(feature = "redis-tls"))]
+        if tls {
+            return Err(Error::Config(
+                "rediss:// needs TLS: enable the `redis-tls` feature of axum-cache".to_owned(),
+            ));
+        }
         let mut builder = Builder::from_config(config);
         let connect_timeout = self.connect_timeout;
         let command_timeout = self.options.command_timeout;
@@ -214,14 +271,17 @@ impl RedisStoreBuilder {
 
 impl fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisStoreBuilder")
+        let mut debug = f.debug_struct("RedisStoreBuilder");
+        debug
             .field("url", &redact(&self.url))
             .field("options", &self.options)
             .field("pool_size", &self.pool_size)
             .field("connect_timeout", &self.connect_timeout)
             .field("reconnect_min", &self.reconnect_min)
-            .field("reconnect_max", &self.reconnect_max)
-            .finish()
+            .field("reconnect_max", &self.reconnect_max);
+        #[cfg(feature = "redis-tls")]
+        debug.field("tls", &self.tls);
+        debug.finish()
     }
 }
 
@@ -229,23 +289,21 @@ fn millis_u32(duration: Duration) -> u32 {
     u32::try_from(duration.as_millis()).unwrap_or(u32::MAX)
 }
 
-/// Checks the scheme and maps this crate's spellings to fred's: `redis+cluster://` is
-/// `redis-cluster://` and `redis+sentinel://` is `redis-sentinel://`.
-pub(crate) fn normalize_url(url: &str) -> Result<String, Error> {
+/// Checks the scheme and maps this crate's spellings to fred's plain ones (`redis+cluster://`
+/// is `redis-cluster://`, `redis+sentinel://` is `redis-sentinel://`), with whether the URL
+/// asks for TLS (`rediss…`, `valkeys…`): the store sets TLS up itself.
+pub(crate) fn normalize_url(url: &str) -> Result<(String, bool), Error> {
     let (scheme, rest) = url
         .split_once("://")
         .ok_or_else(|| Error::Config(format!("{:?} is not a Redis URL", redact(url))))?;
     let scheme = scheme.to_ascii_lowercase();
-    let fred_scheme = match scheme.as_str() {
-        "redis" | "valkey" => "redis",
-        "redis-cluster" | "redis+cluster" | "valkey-cluster" => "redis-cluster",
-        "redis-sentinel" | "redis+sentinel" | "valkey-sentinel" => "redis-sentinel",
-        tls if tls.starts_with("rediss") || tls.starts_with("valkeys") => {
-            return Err(Error::Config(format!(
-                "{scheme}:// needs TLS, which the Redis store does not support yet; \
-                 use redis:// over a trusted network or a TLS tunnel"
-            )));
-        }
+    let (fred_scheme, tls) = match scheme.as_str() {
+        "redis" | "valkey" => ("redis", false),
+        "rediss" | "valkeys" => ("redis", true),
+        "redis-cluster" | "redis+cluster" | "valkey-cluster" => ("redis-cluster", false),
+        "rediss-cluster" | "rediss+cluster" | "valkeys-cluster" => ("redis-cluster", true),
+        "redis-sentinel" | "redis+sentinel" | "valkey-sentinel" => ("redis-sentinel", false),
+        "rediss-sentinel" | "rediss+sentinel" | "valkeys-sentinel" => ("redis-sentinel", true),
         unix if unix.ends_with("+unix") => {
             return Err(Error::Config(format!(
                 "{scheme}:// (Unix sockets) is not supported by the Redis store; use redis://host:port"
@@ -253,11 +311,12 @@ pub(crate) fn normalize_url(url: &str) -> Result<String, Error> {
         }
         other => {
             return Err(Error::Config(format!(
-                "{other}:// is not a Redis URL scheme (redis, redis+cluster, redis+sentinel)"
+                "{other}:// is not a Redis URL scheme (redis, rediss, redis+cluster, \
+                 rediss+cluster, redis+sentinel, rediss+sentinel)"
             )));
         }
     };
-    Ok(format!("{fred_scheme}://{rest}"))
+    Ok((format!("{fred_scheme}://{rest}"), tls))
 }
 
 /// The URL without its password, for messages.
@@ -284,18 +343,33 @@ mod tests {
 
     #[test]
     fn urls_map_to_fred_schemes() {
-        assert_eq!(normalize_url("redis://h:1/2").unwrap(), "redis://h:1/2");
+        let plain = |url: &str| (url.to_owned(), false);
+        let tls = |url: &str| (url.to_owned(), true);
+        assert_eq!(
+            normalize_url("redis://h:1/2").unwrap(),
+            plain("redis://h:1/2")
+        );
         assert_eq!(
             normalize_url("REDIS+CLUSTER://h:1?node=h:2").unwrap(),
-            "redis-cluster://h:1?node=h:2"
+            plain("redis-cluster://h:1?node=h:2")
         );
         assert_eq!(
             normalize_url("redis+sentinel://h:1?sentinelServiceName=m").unwrap(),
-            "redis-sentinel://h:1?sentinelServiceName=m"
+            plain("redis-sentinel://h:1?sentinelServiceName=m")
+        );
+        assert_eq!(
+            normalize_url("rediss://h:1/2").unwrap(),
+            tls("redis://h:1/2")
+        );
+        assert_eq!(
+            normalize_url("rediss+cluster://h:1?node=h:2").unwrap(),
+            tls("redis-cluster://h:1?node=h:2")
+        );
+        assert_eq!(
+            normalize_url("valkeys-sentinel://h:1").unwrap(),
+            tls("redis-sentinel://h:1")
         );
         for (url, needle) in [
-            ("rediss://h", "TLS"),
-            ("rediss-cluster://h:1", "TLS"),
             ("redis+unix:///tmp/s", "Unix"),
             ("http://h", "not a Redis URL scheme"),
             ("h:6379", "not a Redis URL"),

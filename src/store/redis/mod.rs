@@ -21,6 +21,8 @@ use crate::Error;
 mod breaker;
 mod config;
 mod lock;
+#[cfg(feature = "redis-tls")]
+mod tls;
 
 pub use breaker::RedisStats;
 use breaker::{Breaker, is_outage};
@@ -176,8 +178,12 @@ impl RedisStore {
     /// | `redis+cluster://host:port?node=host2:port2&node=…` (or `redis-cluster://`) | a Redis Cluster: any nodes, the others are discovered |
     /// | `redis+sentinel://host:port[/db]?sentinelServiceName=mymaster&node=…` (or `redis-sentinel://`) | the primary that Sentinel names; `host:port` and `node`s are sentinels |
     ///
-    /// `rediss://` (TLS) and Unix sockets are not supported: [`build`](RedisStoreBuilder::build)
-    /// refuses them with [`Error::Config`] rather than connecting in the clear.
+    /// With the `redis-tls` feature, `rediss://`, `rediss+cluster://` and `rediss+sentinel://`
+    /// connect over TLS (rustls), verifying the server's certificate against the system's
+    /// authorities or those given to
+    /// [`tls_root_certificates_pem`](RedisStoreBuilder::tls_root_certificates_pem). Without
+    /// it, and for Unix sockets, [`build`](RedisStoreBuilder::build) refuses the URL with
+    /// [`Error::Config`] rather than connecting in the clear.
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
         RedisStoreBuilder::new(url.into())
     }
