@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, Request, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum_cache::page::Stale;
@@ -81,7 +81,12 @@ fn app(
 }
 
 fn request() -> Request<Body> {
+    request_with(Method::GET)
+}
+
+fn request_with(method: Method) -> Request<Body> {
     Request::builder()
+        .method(method)
         .uri("/page")
         .header("host", "example.com")
         .body(Body::empty())
@@ -95,7 +100,15 @@ struct Reply {
 }
 
 async fn send(app: &Router) -> Reply {
-    let response = app.clone().oneshot(request()).await.expect("infallible");
+    send_with(app, Method::GET).await
+}
+
+async fn send_with(app: &Router, method: Method) -> Reply {
+    let response = app
+        .clone()
+        .oneshot(request_with(method))
+        .await
+        .expect("infallible");
     let cache = response.extensions().get::<CacheStatus>().copied();
     let status = response.status();
     let body = response
@@ -432,6 +445,51 @@ mod stale {
         );
         assert_eq!(origin.calls(), 2);
         assert_eq!(layer.stats().refreshes, 1);
+    }
+
+    /// A `HEAD` request's answer has no body, so it must never be what refreshes the `GET`
+    /// entry: during `stale-while-revalidate` and in the early-refresh window it refreshes
+    /// nothing, and `GET` keeps getting whole pages.
+    #[tokio::test(start_paused = true)]
+    async fn a_head_request_never_refreshes_the_get_page() {
+        for early in [false, true] {
+            let clock = Clock::new();
+            let origin = Origin::open();
+            let mut layer = CacheLayer::new(Cache::new(MemoryStore::new())).clock(clock.reader());
+            if early {
+                layer = layer.refresh_before(Duration::from_secs(5));
+            }
+            let app = app(
+                layer.clone(),
+                &origin,
+                &[("cache-control", "max-age=10, stale-while-revalidate=60")],
+            );
+            assert_eq!(send(&app).await.body, "page 1");
+            clock
+                .advance(Duration::from_secs(if early { 6 } else { 15 }))
+                .await;
+
+            let head = send_with(&app, Method::HEAD).await;
+            assert_eq!(head.status, StatusCode::OK);
+            let expected = if early {
+                // Still fresh: served as it is.
+                CacheStatus::Hit
+            } else {
+                // Stale: the origin answers the HEAD itself, and a headers-only entry is kept.
+                CacheStatus::Stored
+            };
+            assert_eq!(head.cache, Some(expected), "early refresh: {early}");
+            assert_eq!(layer.stats().refreshes, 0, "a HEAD refreshed the GET page");
+
+            let get = send(&app).await;
+            assert_eq!(get.body, "page 1", "early refresh: {early}");
+            assert_eq!(layer.stats().refreshes, 1, "the GET refreshes the page");
+            let page = if early { "page 2" } else { "page 3" };
+            until("the GET's refresh is served", || {
+                reply_now(&app).is_some_and(|reply| reply.body == page)
+            })
+            .await;
+        }
     }
 
     #[tokio::test(start_paused = true)]

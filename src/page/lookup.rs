@@ -212,11 +212,16 @@ impl<'a> Search<'a> {
         Ok((search, url))
     }
 
-    /// What a probe found: a result to return now, or `None` to go on.
-    fn judge(&mut self, probe: &mut Probe) -> Option<Lookup> {
+    /// What a probe of `class` found: a result to return now, or `None` to go on.
+    fn judge(&mut self, probe: &mut Probe, class: Class) -> Option<Lookup> {
         let entry = probe.entry.take()?;
         match self.config.freshness(&entry, self.now) {
             Freshness::Fresh => Some(Lookup::Hit(entry)),
+            // A `HEAD` request cannot refresh a `GET` entry (its answer has no body): a fresh
+            // entry is served as it is, a stale one is left to the next `GET`, and this request
+            // goes on to the `HEAD` entries and, failing those, to the origin.
+            Freshness::RefreshEarly if class != self.class => Some(Lookup::Hit(entry)),
+            Freshness::StaleWhileRevalidate if class != self.class => None,
             freshness @ (Freshness::RefreshEarly | Freshness::StaleWhileRevalidate) => {
                 let pending = self.pending(probe);
                 Some(Lookup::Refresh {
@@ -290,7 +295,7 @@ impl Config {
             {
                 probe.entry = None;
             }
-            if let Some(found) = search.judge(&mut probe) {
+            if let Some(found) = search.judge(&mut probe, class) {
                 return found;
             }
             last = Some(probe);
@@ -369,7 +374,7 @@ impl Config {
                     probe.entry = None;
                 }
             }
-            if let Some(found) = search.judge(&mut probe) {
+            if let Some(found) = search.judge(&mut probe, class) {
                 return found;
             }
             last = Some(probe);
