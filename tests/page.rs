@@ -270,6 +270,47 @@ mod hits_and_misses {
         }
         assert_eq!(origin.calls(), 2);
     }
+
+    /// An absolute-form target names one host and the `Host` header another (or two `Host`
+    /// headers disagree): the key would follow one, a handler reading `Host` the other, so such
+    /// a request is never cached, or it could plant a page rendered for the attacker's host
+    /// under the victim's URL.
+    #[tokio::test]
+    async fn a_target_that_disagrees_with_the_host_header_is_not_cached() {
+        let cache = Cache::new(MemoryStore::new());
+        let app = Router::new()
+            .route(
+                "/p",
+                get(|headers: HeaderMap| async move {
+                    let host = headers.get("host").and_then(|h| h.to_str().ok());
+                    format!("links to //{}", host.unwrap_or("?"))
+                }),
+            )
+            .layer(CacheLayer::new(cache));
+        let with_host = |uri: &str, hosts: &[&str]| {
+            let mut builder = Request::builder().uri(uri);
+            for host in hosts {
+                builder = builder.header("host", *host);
+            }
+            builder.body(Body::empty()).unwrap()
+        };
+        for attack in [
+            with_host("http://victim.example/p", &["evil.example"]),
+            with_host("/p", &["victim.example", "evil.example"]),
+        ] {
+            let reply = send(&app, attack).await;
+            assert_eq!(reply.cache, Some(CacheStatus::Bypass(Bypass::Host)));
+        }
+
+        let victim = send(&app, with_host("/p", &["victim.example"])).await;
+        assert_eq!(victim.cache, Some(CacheStatus::Stored));
+        assert_eq!(victim.text(), "links to //victim.example");
+        // A target that agrees with `Host` (case aside) is the same page.
+        let agreeing = with_host("http://victim.example/p", &["VICTIM.example"]);
+        let reply = send(&app, agreeing).await;
+        assert_eq!(reply.cache, Some(CacheStatus::Hit));
+        assert_eq!(reply.text(), "links to //victim.example");
+    }
 }
 
 mod head {

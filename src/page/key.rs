@@ -46,15 +46,26 @@ impl<'a> Url<'a> {
     }
 
     /// The URL of a request: scheme and authority from an absolute-form target or the `Host`
-    /// header, with the named query parameters removed. `Err` when the host cannot be used.
+    /// header, with the named query parameters removed. `Err` when the host cannot be used,
+    /// including several `Host` headers and a target whose authority disagrees with the
+    /// `Host` header: the key would
+    /// follow the one and a handler that reads `Host` the other, so an attacker could store
+    /// a page rendered for their host under the victim's URL.
     pub(crate) fn of_request(parts: &'a Parts, ignored: &[String]) -> Result<Url<'a>, Bypass> {
         let scheme = parts.uri.scheme_str().unwrap_or("http");
-        let host = match parts.uri.authority() {
-            Some(authority) => authority.as_str(),
-            None => match parts.headers.get(http::header::HOST) {
-                Some(host) => host.to_str().map_err(|_| Bypass::Host)?,
-                None => "",
-            },
+        let mut hosts = parts.headers.get_all(http::header::HOST).iter();
+        let host_header = match (hosts.next(), hosts.next()) {
+            (Some(host), None) => Some(host.to_str().map_err(|_| Bypass::Host)?),
+            (None, _) => None,
+            // Which of several would the handler read? (RFC 9112 §3.2: a bad request.)
+            (Some(_), Some(_)) => return Err(Bypass::Host),
+        };
+        let host = match (parts.uri.authority(), host_header) {
+            (Some(authority), Some(host)) if !authority.as_str().eq_ignore_ascii_case(host) => {
+                return Err(Bypass::Host);
+            }
+            (Some(authority), _) => authority.as_str(),
+            (None, host) => host.unwrap_or(""),
         };
         let path_and_query = parts
             .uri

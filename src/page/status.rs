@@ -70,7 +70,9 @@ pub enum Stale {
 pub enum Bypass {
     /// Only `GET` and `HEAD` are cached.
     Method,
-    /// The request's host could not be used in a key (not valid text, or malformed).
+    /// The request's host could not be used in a key: not valid text, malformed, given in
+    /// several `Host` headers, or an absolute-form target (`GET http://a.example/`) whose
+    /// authority is not the `Host` header.
     Host,
 }
 
