@@ -242,7 +242,8 @@ pub(crate) fn decode(bytes: &Bytes) -> Option<Record> {
             for _ in 0..count {
                 let name = reader.name()?;
                 let value = reader.value()?;
-                headers.append(name, value);
+                // More distinct names than a map can hold is a damaged record, not a panic.
+                headers.try_append(name, value).ok()?;
             }
             let body = reader.bytes()?;
             let (etag, last_modified) = Entry::validators(&headers);
@@ -454,6 +455,29 @@ mod tests {
         assert_eq!(decoded.vary, original.vary);
         assert_eq!(decoded.etag, original.etag);
         assert!(decoded.etag.is_some());
+    }
+
+    /// A record naming more distinct headers than a `HeaderMap` can hold (about 24,500) is
+    /// rejected, not a panic.
+    #[test]
+    fn a_record_with_too_many_header_names_is_rejected() {
+        let mut bare = entry();
+        bare.headers = HeaderMap::new();
+        bare.body = Bytes::new();
+        let encoded = encode(&Record::Entry(Box::new(bare)));
+        // The record ends with the header count (0) and the body's length (0).
+        let with_headers = |count: u32| {
+            let mut record = BytesMut::from(&encoded[..encoded.len() - 8]);
+            record.put_u32(count);
+            for i in 0..count {
+                put_bytes16(&mut record, format!("x{i}").as_bytes());
+                put_bytes(&mut record, b"v");
+            }
+            put_bytes(&mut record, b"");
+            record.freeze()
+        };
+        assert!(decode(&with_headers(100)).is_some());
+        assert!(decode(&with_headers(30_000)).is_none());
     }
 
     #[test]
