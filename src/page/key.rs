@@ -278,21 +278,28 @@ pub(crate) fn push_decimal(key: &mut String, number: usize) {
     key.push_str(std::str::from_utf8(digits.get(start..).unwrap_or_default()).unwrap_or_default());
 }
 
-/// A request header's value for keying: its one field line, or all of them joined with `", "`
-/// (the join rule of HTTP for list-valued fields). `None` when absent, which keys differently
-/// from an empty value.
+/// A request header's value for keying: its one field line, or all of them joined the way a
+/// reader of the header would join them: `"; "` for `Cookie` (RFC 9113 §8.2.3, RFC 6265), `", "`
+/// for every other (list-valued) field. So two `Cookie` lines `a=1` and `b=2` key like the one
+/// line `a=1; b=2` they mean, and never like `a=1, b=2`. `None` when absent, which keys
+/// differently from an empty value.
 pub(crate) fn request_value(headers: &HeaderMap, name: &HeaderName) -> Option<HeaderValue> {
     let mut values = headers.get_all(name).iter();
     let first = values.next()?;
     let Some(second) = values.next() else {
         return Some(first.clone());
     };
+    let separator: &[u8] = if name == http::header::COOKIE {
+        b"; "
+    } else {
+        b", "
+    };
     let mut joined = first.as_bytes().to_vec();
     for value in std::iter::once(second).chain(values) {
-        joined.extend_from_slice(b", ");
+        joined.extend_from_slice(separator);
         joined.extend_from_slice(value.as_bytes());
     }
-    // Joining valid values with ", " gives a valid value.
+    // Joining valid values with a valid separator gives a valid value.
     HeaderValue::from_bytes(&joined).ok()
 }
 
@@ -436,6 +443,37 @@ mod tests {
             variant(&[("x-a", "1, 2")])
         );
         assert!(!variant(&[("x-a", "a b|c=d%")]).contains(' '));
+    }
+
+    #[test]
+    fn repeated_lines_join_as_their_readers_join_them() {
+        let lines = |name: &str, values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append(
+                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    HeaderValue::from_str(value).unwrap(),
+                );
+            }
+            headers
+        };
+        let value = |headers: &HeaderMap, name: &str| {
+            request_value(headers, &HeaderName::from_bytes(name.as_bytes()).unwrap())
+        };
+        let two_cookies = lines("cookie", &["a=1", "b=2"]);
+        assert_eq!(value(&two_cookies, "cookie").unwrap(), "a=1; b=2");
+        assert_eq!(
+            value(&two_cookies, "cookie"),
+            value(&lines("cookie", &["a=1; b=2"]), "cookie")
+        );
+        assert_ne!(
+            value(&two_cookies, "cookie"),
+            value(&lines("cookie", &["a=1, b=2"]), "cookie"),
+            "one cookie `a` whose value is `1, b=2` is not two cookies"
+        );
+        let encodings = lines("accept-encoding", &["gzip", "br"]);
+        assert_eq!(value(&encodings, "accept-encoding").unwrap(), "gzip, br");
+        assert_eq!(value(&encodings, "cookie"), None);
     }
 
     #[test]
