@@ -530,6 +530,39 @@ mod storability {
         assert_eq!(origin.calls(), 1);
     }
 
+    /// Even when listed, partial content and 304s are never stored: replayed to everyone they
+    /// would be a piece of a page, or an empty answer to someone else's conditional request.
+    #[tokio::test]
+    async fn partial_content_and_304_are_never_stored_even_when_listed() {
+        for status in [StatusCode::PARTIAL_CONTENT, StatusCode::NOT_MODIFIED] {
+            let origin = Origin::default();
+            let counter = origin.clone();
+            let app = Router::new()
+                .route(
+                    "/view/",
+                    get(move || {
+                        counter.next();
+                        async move { (status, "part") }
+                    }),
+                )
+                .layer(CacheLayer::new(Cache::new(MemoryStore::new())).statuses([
+                    StatusCode::OK,
+                    StatusCode::PARTIAL_CONTENT,
+                    StatusCode::NOT_MODIFIED,
+                ]));
+            for _ in 0..2 {
+                let reply = send(&app, get_req("/view/")).await;
+                assert_eq!(reply.status, status);
+                assert_eq!(
+                    reply.cache,
+                    Some(CacheStatus::Miss(NotStored::Status)),
+                    "{status}"
+                );
+            }
+            assert_eq!(origin.calls(), 2, "{status}");
+        }
+    }
+
     #[tokio::test]
     async fn a_304_from_the_view_gets_headers_but_is_not_stored() {
         // Django M14.
@@ -1142,6 +1175,39 @@ mod conditional {
                 "{kind}"
             );
             assert_eq!(origin.calls(), 1, "{kind}");
+        }
+    }
+
+    /// `If-Match` and `If-Unmodified-Since` do not apply to a cache (RFC 9111 §4.3.2): such
+    /// requests go to the origin, which alone decides between 200 and 412, and the stored page
+    /// is left as it is. (Evaluated on a hit, `If-Unmodified-Since` against a page without
+    /// `Last-Modified` answered 412 where the origin answers 200.)
+    #[tokio::test]
+    async fn if_match_and_if_unmodified_since_go_to_the_origin() {
+        for (kind, cache) in caches() {
+            let origin = Origin::default();
+            let app = site(&cache, &origin, &[("etag", "\"v1\"")]);
+            send(&app, get_req("/view/")).await;
+            for (name, value) in [
+                ("if-unmodified-since", "Sun, 06 Nov 1994 08:49:37 GMT"),
+                ("if-match", "\"v1\""),
+                ("if-match", "\"other\""),
+            ] {
+                let reply = send(&app, request(Method::GET, "/view/", &[(name, value)])).await;
+                assert_eq!(reply.status, StatusCode::OK, "{kind} {name}: {value}");
+                assert_eq!(
+                    reply.cache,
+                    Some(CacheStatus::Bypass(Bypass::Precondition)),
+                    "{kind} {name}"
+                );
+            }
+            assert_eq!(origin.calls(), 4, "{kind}");
+            let reply = send(&app, get_req("/view/")).await;
+            assert_eq!(
+                (reply.cache, reply.text()),
+                (Some(CacheStatus::Hit), "Hello World 1"),
+                "{kind}"
+            );
         }
     }
 }

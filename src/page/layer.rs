@@ -113,9 +113,17 @@ impl CacheLayer {
     }
 
     /// The status codes whose responses are stored (default only 200). RFC 9111 allows more,
-    /// for example 203, 301, 404 and 410.
+    /// for example 203, 301, 404 and 410. `206 Partial Content` and `304 Not Modified` are
+    /// never stored, even if listed: one is a piece of a body, the other the answer to one
+    /// client's conditional request, and replaying either to everyone would serve a broken
+    /// page.
     pub fn statuses(mut self, statuses: impl IntoIterator<Item = StatusCode>) -> Self {
-        self.config().statuses = statuses.into_iter().collect();
+        self.config().statuses = statuses
+            .into_iter()
+            .filter(|status| {
+                *status != StatusCode::PARTIAL_CONTENT && *status != StatusCode::NOT_MODIFIED
+            })
+            .collect();
         self
     }
 

@@ -175,6 +175,14 @@ impl Probe {
     }
 }
 
+/// Whether a request carries `If-Match` or `If-Unmodified-Since`: one pass over its header
+/// names, cheaper than two lookups when (as on most requests) there is neither.
+fn has_origin_preconditions(headers: &HeaderMap) -> bool {
+    headers
+        .keys()
+        .any(|name| name == header::IF_MATCH || name == header::IF_UNMODIFIED_SINCE)
+}
+
 /// The classes a request is looked up in: `GET` entries, then for `HEAD` also the entries
 /// stored from `HEAD` misses.
 fn classes(class: Class) -> &'static [Class] {
@@ -200,6 +208,9 @@ impl<'a> Search<'a> {
         let Some(class) = class_of(&parts.method) else {
             return Err(Lookup::Bypass(Bypass::Method));
         };
+        if has_origin_preconditions(&parts.headers) {
+            return Err(Lookup::Bypass(Bypass::Precondition));
+        }
         let url = Url::of_request(parts, &config.ignored_params).map_err(Lookup::Bypass)?;
         let search = Search {
             config,

@@ -74,6 +74,9 @@ pub enum Bypass {
     /// several `Host` headers, or an absolute-form target (`GET http://a.example/`) whose
     /// authority is not the `Host` header.
     Host,
+    /// The request carries `If-Match` or `If-Unmodified-Since`, which only the origin can
+    /// evaluate (RFC 9111 §4.3.2: they do not apply to a cache).
+    Precondition,
 }
 
 impl NotStored {
@@ -95,6 +98,7 @@ impl Bypass {
         match self {
             Bypass::Method => "method",
             Bypass::Host => "host",
+            Bypass::Precondition => "precondition",
         }
     }
 }
