@@ -556,7 +556,8 @@ impl Cache {
         }
         let store = &self.shared.store;
         let lock_key = key::store_safe(format!("{store_key}|lock"));
-        let deadline = tokio::time::Instant::now() + wait;
+        // `None`: a wait too long to represent, that is, no deadline.
+        let deadline = tokio::time::Instant::now().checked_add(wait);
         let mut waited = false;
         loop {
             match store.try_lock(&lock_key, ttl).await {
@@ -565,7 +566,9 @@ impl Cache {
                     let found = self.read_bytes_for_flight::<T>(store_key).await?;
                     return Ok((found, Some(held)));
                 }
-                Ok(None) if tokio::time::Instant::now() < deadline => {
+                Ok(None)
+                    if deadline.is_none_or(|deadline| tokio::time::Instant::now() < deadline) =>
+                {
                     if !waited {
                         waited = true;
                         self.shared.lock_waits.fetch_add(1, Ordering::Relaxed);

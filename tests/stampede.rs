@@ -379,6 +379,25 @@ mod coalescing {
         }
         assert_eq!(layer.stats().coalesced, 0);
     }
+
+    /// A lock wait of `Duration::MAX` ("wait for ever") is no deadline, not an overflow.
+    #[tokio::test]
+    async fn an_endless_lock_wait_is_no_deadline() {
+        let store = support::stores::BytesOnly::default();
+        let cache = Cache::builder(store.clone())
+            .lock_across_processes(Duration::from_secs(1), Duration::MAX)
+            .build();
+        let value: u32 = cache
+            .get_or_set("k", Timeout::Default, || async { 7 })
+            .await
+            .expect("computed");
+        assert_eq!(value, 7);
+        let layer = CacheLayer::new(Cache::new(store))
+            .lock_across_processes(Duration::from_secs(1), Duration::MAX);
+        let app = app(layer, &Origin::open(), &[]);
+        assert_eq!(send(&app).await.body, "page 1");
+        assert_eq!(send(&app).await.cache, Some(CacheStatus::Hit));
+    }
 }
 
 /// A wall clock that moves with tokio's paused clock.

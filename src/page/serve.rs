@@ -296,7 +296,8 @@ impl Config {
         }
         let store = Arc::clone(self.cache.store());
         let key = self.store_safe(format!("{}|lock", pending.flight_key));
-        let deadline = Instant::now() + settings.wait;
+        // `None`: a wait too long to represent, that is, no deadline.
+        let deadline = Instant::now().checked_add(settings.wait);
         let mut waited = false;
         loop {
             match store.try_lock(&key, settings.ttl).await {
@@ -313,7 +314,7 @@ impl Config {
                         waited = true;
                         self.counters.lock_waits.fetch_add(1, Ordering::Relaxed);
                     }
-                    if Instant::now() >= deadline {
+                    if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                         return None;
                     }
                     tokio::time::sleep(settings.poll).await;
