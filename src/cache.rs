@@ -189,10 +189,11 @@ impl Cache {
             })
     }
 
-    /// The store key holding the last invalidation time of `tag`. It does not depend on this
-    /// handle's version.
+    /// The store key holding the last invalidation time of `tag`: the tag through the key
+    /// function (so under this cache's prefix, whatever the handle's version), in the crate's
+    /// own key space.
     pub(crate) fn tag_store_key(&self, tag: &str) -> String {
-        self.make_versioned_key(&format!("axum-cache.tag:{tag}"), 0)
+        key::internal_key("tag", &self.full_key(tag, 0))
     }
 
     /// Whether entries written with `tagged` are still valid: each tag's key exists (it is
@@ -555,7 +556,7 @@ impl Cache {
             return Ok((None, None));
         }
         let store = &self.shared.store;
-        let lock_key = key::store_safe(format!("{store_key}|lock"));
+        let lock_key = key::internal_key("lock", store_key);
         // `None`: a wait too long to represent, that is, no deadline.
         let deadline = tokio::time::Instant::now().checked_add(wait);
         let mut waited = false;

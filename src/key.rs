@@ -53,6 +53,29 @@ pub(crate) fn store_safe(key: String) -> String {
     hashed
 }
 
+/// The key of one of this crate's own records (a lock, a tag's invalidation time) that belongs
+/// to `key`: `#`, the `kind`, `:`, then `key` itself when every store can hold the result, or
+/// else `#` and its hex SHA-256.
+///
+/// No key the application can write equals one of these: a verbatim key never starts with `#`
+/// and a digest ([`store_safe`]) is `#` and 64 hex digits, with no `:`. So a user key such as
+/// `k|lock` can never read or delete the lock of `k`.
+pub(crate) fn internal_key(kind: &str, key: &str) -> String {
+    let mut internal = String::with_capacity(2 + kind.len() + key.len().min(65));
+    internal.push('#');
+    internal.push_str(kind);
+    internal.push(':');
+    let verbatim = internal.len() + key.len() <= MAX_KEY_LEN
+        && !key.bytes().any(|byte| byte <= b' ' || byte == 0x7f);
+    if verbatim {
+        internal.push_str(key);
+    } else {
+        internal.push('#');
+        push_hex(&mut internal, &Sha256::digest(key.as_bytes()));
+    }
+    internal
+}
+
 /// Appends `bytes` to `out` as lower-case hexadecimal.
 pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
     for byte in bytes {
@@ -68,6 +91,21 @@ mod tests {
     fn default_key_is_prefix_version_key() {
         assert_eq!(default_key("k", "", 1), ":1:k");
         assert_eq!(default_key("k", "site", -3), "site:-3:k");
+    }
+
+    #[test]
+    fn internal_keys_never_equal_application_keys() {
+        assert_eq!(internal_key("lock", ":1:k"), "#lock::1:k");
+        let long = internal_key("lock", &"k".repeat(MAX_KEY_LEN));
+        assert!(
+            long.starts_with("#lock:#") && long.len() == 7 + 64,
+            "{long}"
+        );
+        assert!(internal_key("tag", "a b").starts_with("#tag:#"));
+        for application in [":1:k|lock", "#lock::1:k", "lock::1:k"] {
+            let stored = store_safe(application.to_owned());
+            assert_ne!(stored, internal_key("lock", ":1:k"), "{application}");
+        }
     }
 
     #[test]

@@ -288,14 +288,48 @@ mod tags {
             .set("article:1", "one", Timeout::Never)
             .await
             .unwrap();
-        // Remove the tag's key as an eviction would.
-        let removed = cache
-            .with_version(0)
-            .delete_pattern("axum-cache.tag:*")
-            .await
-            .unwrap();
+        // Remove the tag's key (the crate's own `#tag:` key space) as an eviction would.
+        let removed = cache.store().delete_pattern("#tag:*").await.unwrap();
         assert_eq!(removed, 1);
         assert_eq!(cache.get::<String>("article:1").await.unwrap(), None);
+    }
+
+    /// The crate's own records (tag times, locks) live where no application key can reach
+    /// them: not `axum-cache.tag:t` at version 0, not `k|lock`.
+    #[tokio::test]
+    async fn application_keys_never_reach_the_crates_own_records() {
+        let store = support::stores::BytesOnly::default();
+        let cache = Cache::builder(store)
+            .lock_across_processes(
+                std::time::Duration::from_secs(5),
+                std::time::Duration::from_secs(5),
+            )
+            .build();
+        cache
+            .with_tags(["t"])
+            .set("article", "one", Timeout::Never)
+            .await
+            .unwrap();
+        assert!(
+            !cache
+                .with_version(0)
+                .has_key("axum-cache.tag:t")
+                .await
+                .unwrap()
+        );
+        assert!(!cache.with_version(0).has_key("t").await.unwrap());
+        let during = cache
+            .get_or_set("k", Timeout::Default, || async {
+                // The lock of `k` is held now.
+                cache.has_key("k|lock").await.unwrap()
+            })
+            .await
+            .unwrap();
+        assert!(!during, "an application key saw the lock of `k`");
+        assert_eq!(
+            cache.get::<String>("article").await.unwrap().as_deref(),
+            Some("one")
+        );
     }
 
     #[tokio::test]

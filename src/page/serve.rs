@@ -295,7 +295,7 @@ impl Config {
             return None;
         }
         let store = Arc::clone(self.cache.store());
-        let key = self.store_safe(format!("{}|lock", pending.flight_key));
+        let key = crate::key::internal_key("lock", &pending.flight_key);
         // `None`: a wait too long to represent, that is, no deadline.
         let deadline = Instant::now().checked_add(settings.wait);
         let mut waited = false;
