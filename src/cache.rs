@@ -198,21 +198,54 @@ impl Cache {
 
     /// Whether entries written with `tagged` are still valid: each tag's key exists (it is
     /// created with an entry and an eviction counts as an invalidation) and was last
-    /// invalidated before the entry's computation started. A store failure counts as invalid.
-    pub(crate) async fn tags_current(&self, tagged: &codec::Tagged) -> bool {
+    /// invalidated before the entry's computation started. `None` when the store failed: the
+    /// entry cannot be used now, but it is not known to be dead either.
+    pub(crate) async fn tags_current(&self, tagged: &codec::Tagged) -> Option<bool> {
         let keys: Vec<String> = tagged
             .tags
             .iter()
             .map(|tag| self.tag_store_key(tag))
             .collect();
         match self.shared.store.get_many(&keys).await {
-            Ok(times) => times
-                .iter()
-                .all(|time| tag_allows(time.as_deref(), tagged.started_micros)),
+            Ok(times) => Some(
+                times
+                    .iter()
+                    .all(|time| tag_allows(time.as_deref(), tagged.started_micros)),
+            ),
             Err(error) => {
                 self.note_store_error("get_many", keys.first().map_or("", String::as_str), &error);
+                None
+            }
+        }
+    }
+
+    /// Whether stored bytes are a live value: untagged, or with every tag still current.
+    /// `None` when the tags could not be checked.
+    async fn live(&self, bytes: &[u8]) -> Option<bool> {
+        match codec::unwrap(bytes) {
+            Ok(Some((tagged, _))) => self.tags_current(&tagged).await,
+            // Untagged, or a damaged envelope that decoding will reject.
+            Ok(None) | Err(_) => Some(true),
+        }
+    }
+
+    /// Whether the value stored under `store_key` is live; one whose tag was invalidated is
+    /// deleted on the way. Tags that cannot be checked count as not live (a miss), without a
+    /// delete.
+    async fn live_or_evict(&self, store_key: &str, bytes: &[u8]) -> bool {
+        match self.live(bytes).await {
+            Some(true) => true,
+            Some(false) => {
+                self.evict(store_key).await;
                 false
             }
+            None => false,
+        }
+    }
+
+    async fn evict(&self, store_key: &str) {
+        if let Err(error) = self.shared.store.delete(store_key).await {
+            self.note_store_error("delete", store_key, &error);
         }
     }
 
@@ -348,28 +381,23 @@ impl Cache {
         crate::log::store_failure(operation, key, error);
     }
 
-    /// Decodes a stored value; a value that does not decode is deleted and read as a miss.
+    /// Decodes a stored value; a value that does not decode, or whose tag was invalidated, is
+    /// deleted and read as a miss. (Tags that cannot be checked are a miss that keeps it.)
     async fn decode_or_evict<T: DeserializeOwned>(
         &self,
         store_key: &str,
         bytes: &[u8],
     ) -> Option<T> {
-        let current = match codec::unwrap(bytes) {
-            Ok(Some((tagged, _))) => self.tags_current(&tagged).await,
-            Ok(None) | Err(_) => true,
-        };
-        let decoded = if current {
-            codec::decode(bytes)
-        } else {
-            Err("a tag of the value was invalidated".to_owned())
+        let decoded = match self.live(bytes).await {
+            None => return None,
+            Some(false) => Err("a tag of the value was invalidated".to_owned()),
+            Some(true) => codec::decode(bytes),
         };
         match decoded {
             Ok(value) => Some(value),
             Err(reason) => {
                 crate::log::undecodable(store_key, &reason);
-                if let Err(error) = self.shared.store.delete(store_key).await {
-                    self.note_store_error("delete", store_key, &error);
-                }
+                self.evict(store_key).await;
                 None
             }
         }
@@ -771,21 +799,31 @@ impl Cache {
         Error::from_store(key, error)
     }
 
-    /// Whether `key` holds a live value (a stored `None` counts).
+    /// Whether `key` holds a live value (a stored `None` counts). A value whose tag was
+    /// invalidated is not live; to tell, `has_key` reads the value rather than only asking the
+    /// store whether the key exists.
     pub async fn has_key(&self, key: &str) -> Result<bool, Error> {
-        let store_key = self.make_key(key);
-        match self.shared.store.has_key(&store_key).await {
-            Ok(present) => Ok(present),
-            Err(error) => self.tolerate("has_key", &store_key, error, false),
-        }
+        self.holds_live(&self.make_key(key)).await
     }
 
-    /// Gives `key` a new expiry. Returns whether the key was there.
+    /// Gives `key` a new expiry. Returns whether the key was there (and live: a value whose
+    /// tag was invalidated is deleted instead).
     pub async fn touch(&self, key: &str, timeout: Timeout) -> Result<bool, Error> {
         let store_key = self.make_key(key);
+        if !self.holds_live(&store_key).await? {
+            return Ok(false);
+        }
         match self.shared.store.touch(&store_key, self.ttl(timeout)).await {
             Ok(touched) => Ok(touched),
             Err(error) => self.tolerate("touch", &store_key, error, false),
+        }
+    }
+
+    async fn holds_live(&self, store_key: &str) -> Result<bool, Error> {
+        match self.shared.store.get(store_key).await {
+            Ok(Some(bytes)) => Ok(self.live_or_evict(store_key, &bytes).await),
+            Ok(None) => Ok(false),
+            Err(error) => self.tolerate("has_key", store_key, error, false),
         }
     }
 
@@ -956,12 +994,27 @@ impl Cache {
     /// [`add`](Cache::add) with raw bytes.
     pub async fn add_raw(&self, key: &str, value: Bytes, timeout: Timeout) -> Result<bool, Error> {
         let store_key = self.make_key(key);
-        match self
-            .shared
-            .store
-            .add(&store_key, value, self.ttl(timeout))
-            .await
-        {
+        let ttl = self.ttl(timeout);
+        let store = &self.shared.store;
+        let added = match store.add(&store_key, value.clone(), ttl).await {
+            Ok(added) => added,
+            Err(error) => return self.tolerate("add", &store_key, error, false),
+        };
+        if added {
+            return Ok(true);
+        }
+        // The value in the way may be dead (a tag of it was invalidated): then it goes, and the
+        // key is free once more.
+        let dead = match store.get(&store_key).await {
+            Ok(Some(bytes)) => self.live(&bytes).await == Some(false),
+            Ok(None) => false,
+            Err(error) => return self.tolerate("get", &store_key, error, false),
+        };
+        if !dead {
+            return Ok(false);
+        }
+        self.evict(&store_key).await;
+        match store.add(&store_key, value, ttl).await {
             Ok(added) => Ok(added),
             Err(error) => self.tolerate("add", &store_key, error, false),
         }

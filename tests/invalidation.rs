@@ -294,6 +294,46 @@ mod tags {
         assert_eq!(cache.get::<String>("article:1").await.unwrap(), None);
     }
 
+    /// After `invalidate_tag`, `has_key`, `touch` and `add` agree with `get`: the entry is gone.
+    #[tokio::test]
+    async fn an_invalidated_entry_is_gone_for_has_key_touch_and_add() {
+        let cache = Cache::new(MemoryStore::new());
+        let tagged = cache.with_tags(["t"]);
+        for key in ["a", "b", "c"] {
+            tagged.set(key, "old", Timeout::Never).await.unwrap();
+        }
+        assert!(cache.has_key("a").await.unwrap());
+        cache.invalidate_tag("t").await.unwrap();
+        assert!(!cache.has_key("a").await.unwrap());
+        assert!(!cache.touch("b", Timeout::secs(60)).await.unwrap());
+        assert!(cache.add("c", "new", Timeout::Never).await.unwrap());
+        assert_eq!(
+            cache.get::<String>("c").await.unwrap().as_deref(),
+            Some("new")
+        );
+        assert!(!cache.add("c", "newer", Timeout::Never).await.unwrap());
+    }
+
+    /// Tags that cannot be checked (the store failed) make a miss, but the value is kept: it is
+    /// not known to be dead.
+    #[tokio::test]
+    async fn a_failed_tag_check_is_a_miss_that_keeps_the_value() {
+        let store = support::stores::BytesOnly::default();
+        let cache = Cache::builder(store.clone()).ignore_errors(true).build();
+        cache
+            .with_tags(["t"])
+            .set("k", "kept", Timeout::Never)
+            .await
+            .unwrap();
+        store.fail_get_many.store(true, Ordering::SeqCst);
+        assert_eq!(cache.get::<String>("k").await.unwrap(), None);
+        store.fail_get_many.store(false, Ordering::SeqCst);
+        assert_eq!(
+            cache.get::<String>("k").await.unwrap().as_deref(),
+            Some("kept")
+        );
+    }
+
     /// The crate's own records (tag times, locks) live where no application key can reach
     /// them: not `axum-cache.tag:t` at version 0, not `k|lock`.
     #[tokio::test]

@@ -381,7 +381,7 @@ impl Config {
                     tags: entry.tags.clone(),
                     started_micros: entry.started_micros,
                 };
-                if !self.cache.tags_current(&tagged).await {
+                if self.cache.tags_current(&tagged).await != Some(true) {
                     probe.entry = None;
                 }
             }

@@ -3,17 +3,20 @@
 
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum_cache::store::{MemoryStore, Store, StoreError, StoreFuture, Ttl};
 use bytes::Bytes;
 
 /// A memory store seen through the byte API only, as a remote store is: no objects, keys made
-/// store-safe. It remembers the keys written, so tests can tamper with them.
+/// store-safe. It remembers the keys written, so tests can tamper with them, and its
+/// `get_many` fails while `fail_get_many` is set.
 #[derive(Debug, Clone, Default)]
 pub struct BytesOnly {
     pub inner: MemoryStore,
     written: Arc<Mutex<Vec<String>>>,
+    pub fail_get_many: Arc<AtomicBool>,
 }
 
 impl BytesOnly {
@@ -31,6 +34,9 @@ impl Store for BytesOnly {
         self.inner.get(key)
     }
     fn get_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
+        if self.fail_get_many.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(StoreError::Timeout) });
+        }
         self.inner.get_many(keys)
     }
     fn set<'a>(&'a self, key: &'a str, value: Bytes, ttl: Ttl) -> StoreFuture<'a, ()> {
