@@ -37,7 +37,7 @@ use tower::ServiceExt;
 const IN_FLIGHT: usize = 16;
 /// Operations per interleaved round, and rounds of each kind.
 const ROUND: u64 = 20_000;
-const ROUNDS: usize = 7;
+const ROUNDS: usize = 15;
 const PREFIX: &str = "bench";
 
 static PAGE: [u8; 2048] = [b'x'; 2048];

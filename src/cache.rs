@@ -144,6 +144,10 @@ impl Cache {
     /// [`invalidate_tag`](Cache::invalidate_tag) can make them all misses at once. Reads through
     /// any handle check the tags of what they find.
     ///
+    /// A tagged value carries its tags in front of it, so it is no longer decimal text:
+    /// [`incr`](Cache::incr) on an integer written through a tagged handle fails with
+    /// [`Error::NotAnInteger`]. Keep counters untagged.
+    ///
     /// ```
     /// # use axum_cache::{Cache, Timeout, store::MemoryStore};
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), axum_cache::Error> {

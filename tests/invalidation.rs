@@ -314,6 +314,25 @@ mod tags {
         assert!(!cache.add("c", "newer", Timeout::Never).await.unwrap());
     }
 
+    /// As documented: a counter written through a tagged handle is not an integer to `incr`.
+    #[tokio::test]
+    async fn a_tagged_integer_is_not_a_counter() {
+        let cache = Cache::new(MemoryStore::new());
+        cache
+            .with_tags(["t"])
+            .set("n", &41, Timeout::Never)
+            .await
+            .unwrap();
+        let error = cache.incr("n", 1).await.unwrap_err();
+        assert!(
+            matches!(error, axum_cache::Error::NotAnInteger { .. }),
+            "{error}"
+        );
+        assert_eq!(cache.get::<i64>("n").await.unwrap(), Some(41));
+        cache.set("n", &41, Timeout::Never).await.unwrap();
+        assert_eq!(cache.incr("n", 1).await.unwrap(), 42);
+    }
+
     /// Tags that cannot be checked (the store failed) make a miss, but the value is kept: it is
     /// not known to be dead.
     #[tokio::test]
