@@ -861,6 +861,11 @@ impl Cache {
                 key: key.to_owned(),
             })?;
         let new_key = self.make_versioned_key(key, new_version);
+        if new_key == old_key {
+            // A delta of 0, or a key function that ignores the version: nothing moves (moving
+            // would store the value and then delete it).
+            return Ok(new_version);
+        }
         let ttl = self.shared.default_timeout;
         store
             .set(&new_key, value, ttl)

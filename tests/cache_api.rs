@@ -808,6 +808,23 @@ mod versions {
         );
     }
 
+    /// When the key does not change (a delta of 0, or a key function without the version),
+    /// the value stays where it is instead of being stored and then deleted.
+    #[tokio::test]
+    async fn incr_version_that_moves_nothing_keeps_the_value() {
+        let (cache, _) = pair();
+        cache.set("k", &7, Timeout::Default).await.unwrap();
+        assert_eq!(cache.incr_version("k", 0).await.unwrap(), 1);
+        assert_eq!(cache.get::<i32>("k").await.unwrap(), Some(7));
+
+        let unversioned = Cache::builder(MemoryStore::new())
+            .key_function(|key, prefix, _version| format!("{prefix}:{key}"))
+            .build();
+        unversioned.set("k", &8, Timeout::Default).await.unwrap();
+        assert_eq!(unversioned.incr_version("k", 1).await.unwrap(), 2);
+        assert_eq!(unversioned.get::<i32>("k").await.unwrap(), Some(8));
+    }
+
     #[tokio::test]
     async fn decr_version_moves_the_value_back() {
         let (cache, v2cache) = pair();
