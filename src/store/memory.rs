@@ -30,8 +30,10 @@ const MAX_SHARDS: usize = 64;
 ///   ([`max_bytes`](MemoryStoreBuilder::max_bytes); keys, values and 64 bytes of bookkeeping per
 ///   entry). A write that goes over either bound evicts other entries until both hold.
 /// - **Eviction** follows the CLOCK approximation of least-recently-used: an entry read, or
-///   overwritten, since the eviction hand last passed it is skipped once; expired entries go
-///   first. `touch` and `has_key` do not count as use, as in Django.
+///   overwritten, since the eviction hand last passed it is skipped once; an expired entry is
+///   never skipped. The hand does not search for expired entries, so a live entry it reaches
+///   first, unused since its last pass, may go before an expired one further on. `touch` and
+///   `has_key` do not count as use, as in Django.
 /// - **Expiry** is per entry and follows [tokio's clock](tokio::time::Instant), so
 ///   `tokio::time::pause()` and `advance()` expire entries in tests without sleeping. Expired
 ///   entries are invisible at once and their memory is reclaimed by the next writes that pass
@@ -474,8 +476,8 @@ impl Inner {
 }
 
 impl Shard {
-    /// The entry the CLOCK hand stops at: the first expired one, or the first not used since the
-    /// hand last passed. Two sweeps suffice, as the first clears every reference bit.
+    /// The entry the CLOCK hand stops at: the first, from the hand on, that is expired or not
+    /// used since the hand last passed. Two sweeps suffice, as the first clears every reference bit.
     fn victim(&mut self, keep: Option<&str>, now: Instant) -> Option<usize> {
         let len = self.map.len();
         for _ in 0..=2 * len {
