@@ -62,6 +62,40 @@ mod standalone {
         conformance::run_concurrent(Arc::new(store)).await;
     }
 
+    /// As the configuration chapter says: caches from URLs on one database clear each other
+    /// unless each has a `store_prefix` of its own.
+    #[tokio::test]
+    async fn caches_from_urls_clear_separately_with_their_own_store_prefix() {
+        let Some(redis) = redis::redis() else { return };
+        let url = |query: &str| format!("{}?{query}", redis.url());
+        let pages = Cache::from_url(&url("store_prefix=pages")).await.unwrap();
+        let sessions = Cache::from_url(&url("store_prefix=sessions"))
+            .await
+            .unwrap();
+        sessions
+            .set("user:1", "ada", Timeout::Default)
+            .await
+            .unwrap();
+        pages.set("home", "<h1>", Timeout::Default).await.unwrap();
+        pages.clear().await.unwrap();
+        assert_eq!(pages.get::<String>("home").await.unwrap(), None);
+        assert_eq!(
+            sessions.get::<String>("user:1").await.unwrap().as_deref(),
+            Some("ada")
+        );
+
+        // With only key prefixes, they share the store's namespace.
+        let a = Cache::from_url(&url("key_prefix=a&store_prefix=shared"))
+            .await
+            .unwrap();
+        let b = Cache::from_url(&url("key_prefix=b&store_prefix=shared"))
+            .await
+            .unwrap();
+        b.set("k", "v", Timeout::Default).await.unwrap();
+        a.clear().await.unwrap();
+        assert_eq!(b.get::<String>("k").await.unwrap(), None);
+    }
+
     #[tokio::test]
     async fn prefixes_isolate_and_clear_only_its_own() {
         let Some(redis) = redis::redis() else { return };
