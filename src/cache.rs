@@ -1101,7 +1101,9 @@ impl CacheBuilder {
     }
 
     /// Prefix of every key (Django's `KEY_PREFIX`; default empty). Caches with different
-    /// prefixes never see each other's entries, even on one store.
+    /// prefixes never see each other's entries, even on one store, as long as neither prefix
+    /// contains `:` (with the default key function, prefix `a` and key `1:k` give the same
+    /// store key as prefix `a:1` and key `k`, as in Django).
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.key_prefix = prefix.into();
         self

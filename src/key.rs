@@ -26,10 +26,7 @@ pub(crate) fn push_default_head(full: &mut String, prefix: &str, version: i64) {
     if version < 0 {
         full.push('-');
     }
-    crate::page::push_decimal(
-        full,
-        usize::try_from(version.unsigned_abs()).unwrap_or(usize::MAX),
-    );
+    crate::page::push_decimal(full, version.unsigned_abs());
     full.push(':');
 }
 

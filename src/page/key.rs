@@ -227,7 +227,7 @@ fn push_escaped(key: &mut String, bytes: &[u8]) {
 /// [`push_escaped`] for text, which is usually plain and then copied in one go.
 fn push_escaped_str(key: &mut String, text: &str) {
     if text.bytes().all(is_plain) {
-        push_decimal(key, text.len());
+        push_decimal(key, text.len() as u64);
         key.push(':');
         key.push_str(text);
     } else {
@@ -236,7 +236,7 @@ fn push_escaped_str(key: &mut String, text: &str) {
 }
 
 fn push_escaped_slow(key: &mut String, bytes: &[u8]) {
-    push_decimal(key, bytes.len());
+    push_decimal(key, bytes.len() as u64);
     key.push(':');
     for &byte in bytes {
         if is_plain(byte) {
@@ -254,7 +254,7 @@ fn is_plain(byte: u8) -> bool {
 }
 
 /// Appends a number in decimal without the formatting machinery (this runs on every lookup).
-pub(crate) fn push_decimal(key: &mut String, number: usize) {
+pub(crate) fn push_decimal(key: &mut String, number: u64) {
     if number < 10 {
         key.push(char::from(b'0' + number as u8));
         return;
@@ -352,7 +352,7 @@ mod tests {
 
     #[test]
     fn decimals_are_written_without_fmt() {
-        for number in [0, 7, 10, 99, 1234, usize::MAX] {
+        for number in [0, 7, 10, 99, 1234, u64::from(u32::MAX) + 1, u64::MAX] {
             let mut text = String::new();
             push_decimal(&mut text, number);
             assert_eq!(text, number.to_string());
