@@ -177,9 +177,11 @@ impl Cache {
     /// carry the tag.
     ///
     /// Entries remember when their computation started; the tag remembers when it was last
-    /// invalidated. An entry is served only if it started after that, so a value computed before
-    /// an invalidation and stored after it is still a miss. (Across machines this relies on
-    /// their clocks agreeing to within the time a computation takes.)
+    /// invalidated. An entry is served only if it started after that, so a value computed by
+    /// [`get_or_set`](Cache::get_or_set), [`fragment`](Cache::fragment) or a page before an
+    /// invalidation and stored after it is still a miss. ([`set`](Cache::set) counts from the
+    /// write. Across machines this relies on their clocks agreeing to within the time a
+    /// computation takes.)
     pub async fn invalidate_tag(&self, tag: &str) -> Result<(), Error> {
         let key = self.tag_store_key(tag);
         let now = Bytes::from(now_micros().to_string());
@@ -253,15 +255,14 @@ impl Cache {
         }
     }
 
-    /// Creates the keys of the tags a new entry carries, so that an eviction of one can be told
-    /// from "never invalidated".
-    async fn register_tags(&self, tags: &[String]) -> Result<(), Error> {
+    /// Creates the keys of the tags a new entry carries, where missing; see [`tag_birth`].
+    async fn register_tags(&self, tags: &[String], started_micros: u64) -> Result<(), Error> {
         for tag in tags {
             let key = self.tag_store_key(tag);
             if let Err(error) = self
                 .shared
                 .store
-                .add(&key, Bytes::from_static(b"0"), None)
+                .add(&key, tag_birth(started_micros), None)
                 .await
             {
                 self.note_store_error("add", &key, &error);
@@ -418,12 +419,16 @@ impl Cache {
         let Some(tags) = &self.tags else {
             return Ok(inner);
         };
-        self.register_tags(tags).await?;
         let tagged = codec::Tagged {
             tags: tags.to_vec(),
             started_micros,
         };
-        Ok(codec::wrap(&tagged, &inner))
+        let wrapped = codec::wrap(&tagged, &inner).map_err(|reason| Error::Encode {
+            key: key.to_owned(),
+            reason,
+        })?;
+        self.register_tags(tags, started_micros).await?;
+        Ok(wrapped)
     }
 
     async fn read<T: DeserializeOwned>(&self, store_key: &str) -> Result<Option<T>, Error> {
@@ -1037,6 +1042,14 @@ pub(crate) fn now_micros() -> u64 {
         .map_or(0, |since| {
             u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
         })
+}
+
+/// The value a missing tag key is created with by an entry whose computation started at
+/// `started_micros`: "invalidated just before". A tag key goes missing only by eviction (or
+/// `clear`), which counts as an invalidation, so every entry computed earlier stays dead, even
+/// once a new entry brings the key back; the new entry itself is live.
+pub(crate) fn tag_birth(started_micros: u64) -> Bytes {
+    Bytes::from(started_micros.saturating_sub(1).to_string())
 }
 
 /// Whether a tag's stored invalidation time (`None`: the tag key is gone) allows an entry whose

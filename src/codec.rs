@@ -34,21 +34,28 @@ pub(crate) struct Tagged {
     pub(crate) started_micros: u64,
 }
 
-/// Wraps an encoded value with its tags.
-pub(crate) fn wrap(tagged: &Tagged, inner: &[u8]) -> Bytes {
+/// Wraps an encoded value with its tags. More than 255 tags, or a tag over 65,535 bytes, is an
+/// error: dropping or cutting one would leave the value alive after its tag is invalidated.
+pub(crate) fn wrap(tagged: &Tagged, inner: &[u8]) -> Result<Bytes, String> {
+    let count = u8::try_from(tagged.tags.len()).map_err(|_| {
+        format!(
+            "{} tags, more than the 255 a value can carry",
+            tagged.tags.len()
+        )
+    })?;
     let mut out =
         Vec::with_capacity(inner.len() + 16 + tagged.tags.iter().map(String::len).sum::<usize>());
     out.push(TAG_TAGGED);
-    out.push(u8::try_from(tagged.tags.len()).unwrap_or(u8::MAX));
-    for tag in tagged.tags.iter().take(usize::from(u8::MAX)) {
-        let tag = tag.as_bytes();
-        let len = u16::try_from(tag.len()).unwrap_or(u16::MAX);
+    out.push(count);
+    for tag in &tagged.tags {
+        let len = u16::try_from(tag.len())
+            .map_err(|_| format!("a tag of {} bytes, longer than 65,535", tag.len()))?;
         out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(tag.get(..usize::from(len)).unwrap_or_default());
+        out.extend_from_slice(tag.as_bytes());
     }
     out.extend_from_slice(&tagged.started_micros.to_be_bytes());
     out.extend_from_slice(inner);
-    Bytes::from(out)
+    Ok(Bytes::from(out))
 }
 
 /// Splits a tagged value into its tags and the value inside; `Ok(None)` for an untagged value,
@@ -321,23 +328,43 @@ mod tests {
             started_micros: 1_700_000_000_123_456,
         };
         for inner in [encode(&42).unwrap(), encode(&"text").unwrap()] {
-            let wrapped = wrap(&tagged, &inner);
+            let wrapped = wrap(&tagged, &inner).unwrap();
             let (read, rest) = unwrap(&wrapped).unwrap().unwrap();
             assert_eq!(read, tagged);
             assert_eq!(rest, &inner[..]);
         }
         assert_eq!(
-            decode::<i32>(&wrap(&tagged, &encode(&42).unwrap())).unwrap(),
+            decode::<i32>(&wrap(&tagged, &encode(&42).unwrap()).unwrap()).unwrap(),
             42
         );
         assert_eq!(unwrap(&encode(&1).unwrap()).unwrap(), None);
-        let wrapped = wrap(&tagged, b"7");
+        let wrapped = wrap(&tagged, b"7").unwrap();
         for len in 1..wrapped.len() - 1 {
             assert!(
                 decode::<i32>(&wrapped[..len]).is_err(),
                 "truncated to {len}"
             );
         }
+    }
+
+    #[test]
+    fn tags_that_cannot_be_written_whole_are_refused() {
+        let many = Tagged {
+            tags: (0..256).map(|i| format!("t{i}")).collect(),
+            started_micros: 1,
+        };
+        assert!(wrap(&many, b"7").unwrap_err().contains("255"));
+        let long = Tagged {
+            tags: vec!["x".repeat(70_000)],
+            started_micros: 1,
+        };
+        assert!(wrap(&long, b"7").unwrap_err().contains("65,535"));
+        let most = Tagged {
+            tags: (0..255).map(|i| format!("t{i}")).collect(),
+            started_micros: 1,
+        };
+        let (read, _) = unwrap(&wrap(&most, b"7").unwrap()).unwrap().unwrap();
+        assert_eq!(read, most);
     }
 
     #[test]

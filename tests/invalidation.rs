@@ -291,7 +291,46 @@ mod tags {
         // Remove the tag's key (the crate's own `#tag:` key space) as an eviction would.
         let removed = cache.store().delete_pattern("#tag:*").await.unwrap();
         assert_eq!(removed, 1);
+        // A new entry brings the tag's key back (before anything reads, and so deletes, the
+        // old one): the old entry stays dead, the new one lives.
+        cache
+            .with_tags(["articles"])
+            .set("article:2", "two", Timeout::Never)
+            .await
+            .unwrap();
         assert_eq!(cache.get::<String>("article:1").await.unwrap(), None);
+        assert_eq!(
+            cache.get::<String>("article:2").await.unwrap().as_deref(),
+            Some("two")
+        );
+    }
+
+    /// An invalidated tag whose key is then evicted and brought back by a new tagged entry
+    /// never revives an invalidated page.
+    #[tokio::test]
+    async fn an_invalidated_page_stays_dead_after_its_tag_key_comes_back() {
+        for cache in [
+            Cache::new(MemoryStore::new()),
+            Cache::new(support::stores::BytesOnly::default()),
+        ] {
+            let renders = Renders::default();
+            let app = tagged_site(&cache, &renders);
+            fetch(&app, "/articles/7").await;
+            assert_eq!(fetch(&app, "/articles/7").await.0, Some(CacheStatus::Hit));
+            cache.invalidate_tag("articles").await.unwrap();
+            cache.store().delete_pattern("#tag:*").await.unwrap();
+            cache
+                .with_tags(["articles", "article:7"])
+                .set("unrelated", "x", Timeout::Never)
+                .await
+                .unwrap();
+            assert_eq!(
+                fetch(&app, "/articles/7").await.0,
+                Some(CacheStatus::Stored),
+                "the invalidated page was served"
+            );
+            assert_eq!(renders.count(), 2);
+        }
     }
 
     /// After `invalidate_tag`, `has_key`, `touch` and `add` agree with `get`: the entry is gone.
@@ -312,6 +351,21 @@ mod tags {
             Some("new")
         );
         assert!(!cache.add("c", "newer", Timeout::Never).await.unwrap());
+    }
+
+    /// More tags than a value can carry is an error, never a tag dropped (which would keep the
+    /// value alive after that tag's invalidation).
+    #[tokio::test]
+    async fn too_many_tags_is_an_error() {
+        let cache = Cache::new(MemoryStore::new());
+        let tags: Vec<String> = (0..300).map(|i| format!("t{i}")).collect();
+        let error = cache
+            .with_tags(tags)
+            .set("k", "v", Timeout::Never)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, axum_cache::Error::Encode { .. }), "{error}");
+        assert_eq!(cache.get::<String>("k").await.unwrap(), None);
     }
 
     /// As documented: a counter written through a tagged handle is not an integer to `incr`.

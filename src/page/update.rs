@@ -291,21 +291,26 @@ impl Config {
         for (key, _, ttl) in &writes {
             crate::log::page_stored(key, *ttl);
         }
-        // The keys of the stored entry's tags must exist for the entry to count as valid.
-        let tag_keys: Vec<String> = writes
+        // The keys of the stored entry's tags must exist for the entry to count as valid; a
+        // missing one is created as `tag_birth` says.
+        let tag_keys: Vec<(String, Bytes)> = writes
             .iter()
             .filter_map(|(_, record, _)| match record {
-                Record::Entry(entry) => Some(&entry.tags),
+                Record::Entry(entry) => Some(entry),
                 Record::Variants(_) => None,
             })
-            .flatten()
-            .map(|tag| self.cache.tag_store_key(tag))
+            .flat_map(|entry| {
+                entry.tags.iter().map(|tag| {
+                    let birth = crate::cache::tag_birth(entry.started_micros);
+                    (self.cache.tag_store_key(tag), birth)
+                })
+            })
             .collect();
         let pass = self.pass_timeout;
         if let Some(local) = self.local() {
             let mut stored = true;
-            for key in &tag_keys {
-                if let Err(error) = local.add_bytes(key, Bytes::from_static(b"0"), None) {
+            for (key, birth) in &tag_keys {
+                if let Err(error) = local.add_bytes(key, birth.clone(), None) {
                     self.cache.note_store_error("add", key, &error);
                     stored = false;
                 }
@@ -340,9 +345,9 @@ impl Config {
             return;
         };
         runtime.spawn(async move {
-            for key in &tag_keys {
-                if let Err(error) = cache.store().add(key, Bytes::from_static(b"0"), None).await {
-                    cache.note_store_error("add", key, &error);
+            for (key, birth) in tag_keys {
+                if let Err(error) = cache.store().add(&key, birth, None).await {
+                    cache.note_store_error("add", &key, &error);
                     waiting.done(false, pass);
                     return;
                 }
