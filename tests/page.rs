@@ -1562,6 +1562,37 @@ mod placement {
         assert_eq!(hit.cache, Some(CacheStatus::Hit));
     }
 
+    /// The update half on routes the fetch half does not cover stores nothing, and the
+    /// handler's `Cache-Tag` still never reaches the client.
+    #[tokio::test]
+    async fn the_update_half_alone_stores_nothing_and_strips_cache_tag() {
+        let cache = Cache::new(MemoryStore::new());
+        let origin = Origin::default();
+        let (update, fetch) = CacheLayer::new(cache).split();
+        let counter = origin.clone();
+        let app = Router::new()
+            .route(
+                "/tagged",
+                get(move || {
+                    counter.next();
+                    async { ([("cache-tag", "tenant-42")], "tagged") }
+                })
+                .layer(fetch),
+            )
+            .route("/bare", counting(&origin, &[("cache-tag", "tenant-42")]))
+            .layer(update);
+        for _ in 0..2 {
+            let reply = send(&app, get_req("/bare")).await;
+            assert_eq!(reply.header("cache-tag"), None, "leaked on /bare");
+            assert_eq!(reply.cache, None, "no verdict without the fetch half");
+        }
+        for _ in 0..2 {
+            let reply = send(&app, get_req("/tagged")).await;
+            assert_eq!(reply.header("cache-tag"), None, "leaked on /tagged");
+        }
+        assert_eq!(origin.calls(), 3, "/bare twice, /tagged once");
+    }
+
     #[tokio::test]
     async fn layers_fit_router_route_layer_and_method_router() {
         let cache = Cache::new(MemoryStore::new());

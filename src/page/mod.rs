@@ -297,7 +297,13 @@ impl Config {
                 None => self.finish(pending, response),
             },
             Some(Then::Bypass(bypass)) => self.bypass(response, bypass),
-            Some(Then::Pass) | None => response.map(CacheBody::passthrough),
+            // Without the fetch half's verdict (it did not run for this route), nothing is
+            // stored, but the tags header is still the handler's note to the cache alone.
+            Some(Then::Pass) | None => {
+                let mut response = response.map(CacheBody::passthrough);
+                response.headers_mut().remove(CACHE_TAG);
+                response
+            }
         }
     }
 
