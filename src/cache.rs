@@ -541,6 +541,25 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        self.get_or_try_set_with(key, timeout, init, Patience::Wait)
+            .await
+    }
+
+    /// [`get_or_try_set`](Cache::get_or_try_set), where a caller that cannot wait for another
+    /// task computing the same key (`Patience::Never`) computes at once instead.
+    pub(crate) async fn get_or_try_set_with<T, E, F, Fut>(
+        &self,
+        key: &str,
+        timeout: Timeout,
+        init: F,
+        patience: Patience,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<Error>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
         let store_key = self.make_key(key);
         if let Some(value) = self.read::<T>(&store_key).await? {
             return Ok(value);
@@ -556,6 +575,10 @@ impl Cache {
                     }
                     let (value, bytes) = self.compute(key, &store_key, timeout, init).await?;
                     leader.finish(bytes);
+                    return Ok(value);
+                }
+                Joined::Waiter(_) if patience == Patience::Never => {
+                    let (value, _) = self.compute(key, &store_key, timeout, init).await?;
                     return Ok(value);
                 }
                 Joined::Waiter(receiver) => receiver,
@@ -1033,6 +1056,16 @@ impl Cache {
             Err(error) => self.tolerate("add", &store_key, error, false),
         }
     }
+}
+
+/// Whether a computation may wait for another task computing the same key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Patience {
+    /// Wait (bounded), then take the result.
+    Wait,
+    /// Never wait: compute at once. For callers that cannot wait where they run (a template
+    /// rendered outside a multi-threaded runtime, or inside a render of the same key).
+    Never,
 }
 
 /// Microseconds since the epoch: when a computation started, or a tag was invalidated.

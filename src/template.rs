@@ -16,18 +16,22 @@
 //! MiniJinja renders synchronously, and has no custom block tags, so the block is a `call` block
 //! whose body arrives as `caller`, and the function has to reach the store without `.await`:
 //!
-//! 1. It first polls the lookup once, in place. An in-process store answers at once, so with a
-//!    [`MemoryStore`](crate::store::MemoryStore) every render is served or stored this way, on
-//!    any runtime.
-//! 2. If the store has to wait (Redis), and the template renders on a multi-threaded tokio
-//!    runtime, it blocks this worker with `tokio::task::block_in_place` until the store answers.
-//!    Other tasks move to the other workers meanwhile.
-//! 3. Otherwise (a current-thread runtime, no runtime, or another render of the same fragment
-//!    in flight) the block is rendered without the cache, so the page is still right.
+//! 1. On a multi-threaded tokio runtime (axum's default), it polls the lookup once in place;
+//!    if the store has to wait (Redis), or another thread is rendering the same fragment, it
+//!    blocks this worker with `tokio::task::block_in_place` until the answer comes. Other tasks
+//!    move to the other workers meanwhile.
+//! 2. Anywhere else (a current-thread runtime, or no runtime at all), an in-process store such
+//!    as [`MemoryStore`](crate::store::MemoryStore) still answers at once, so the block is
+//!    served or stored as usual; only, if another render of the same fragment is in flight,
+//!    this one renders and stores its own copy instead of waiting for it. A remote store is not
+//!    asked there at all: the block is rendered without the cache.
+//! 3. A block nested in a render of the same fragment (same name and values) renders without
+//!    the cache: waiting for the outer one would wait for itself.
 //!
-//! For remote stores, render templates on a multi-threaded runtime (axum's default) or inside
+//! For remote stores, render templates on a multi-threaded runtime or inside
 //! `tokio::task::spawn_blocking`. Store failures also fall back to rendering the block.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
@@ -35,6 +39,7 @@ use std::task::{Context, Poll, Waker};
 use minijinja::value::{Kwargs, Rest, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State};
 
+use crate::cache::Patience;
 use crate::{Cache, Caches, Timeout};
 
 /// Registers the `cache` function, caching into `cache`.
@@ -138,15 +143,29 @@ fn cached_block(
     let texts: Vec<String> = vary_on.iter().map(ToString::to_string).collect();
     let displays: Vec<&crate::cache::VaryOn> = texts.iter().map(|text| text as _).collect();
     let key = Cache::fragment_key(name, &displays);
-    let attempt = {
-        let (caller, state) = (&caller, &mut *state);
-        let render = move || async move {
-            caller
-                .call(state, &[])
-                .map(|rendered| rendered.to_string())
-                .map_err(Failure::Render)
-        };
-        run(cache.get_or_try_set(&key, timeout, render))
+    let can_block = tokio::runtime::Handle::try_current()
+        .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    let usable = can_block || cache.store().as_local().is_some();
+    let attempt = match Rendering::enter(&key) {
+        Some(_rendering) if usable => {
+            let (caller, state) = (&caller, &mut *state);
+            let render = move || async move {
+                caller
+                    .call(state, &[])
+                    .map(|rendered| rendered.to_string())
+                    .map_err(Failure::Render)
+            };
+            let patience = if can_block {
+                Patience::Wait
+            } else {
+                Patience::Never
+            };
+            run(
+                cache.get_or_try_set_with(&key, timeout, render, patience),
+                can_block,
+            )
+        }
+        _ => None,
     };
     match attempt {
         Some(Ok(text)) => Ok(Value::from_safe_string(text)),
@@ -159,9 +178,9 @@ fn cached_block(
     }
 }
 
-/// Runs a future to completion without `.await`: polled once in place, then, if it must wait,
-/// blocked on where tokio allows it. `None` when it cannot finish here.
-fn run<F: Future>(future: F) -> Option<F::Output> {
+/// Runs a future to completion without `.await`: polled once in place, then, if it must wait
+/// and `can_block` (a multi-threaded runtime), blocked on. `None` when it cannot finish here.
+fn run<F: Future>(future: F, can_block: bool) -> Option<F::Output> {
     let mut future = pin!(future);
     if let Poll::Ready(output) = future
         .as_mut()
@@ -169,9 +188,40 @@ fn run<F: Future>(future: F) -> Option<F::Output> {
     {
         return Some(output);
     }
-    let handle = tokio::runtime::Handle::try_current().ok()?;
-    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+    if !can_block {
         return None;
     }
+    let handle = tokio::runtime::Handle::try_current().ok()?;
     Some(tokio::task::block_in_place(|| handle.block_on(future)))
+}
+
+thread_local! {
+    /// The fragment keys this thread is rendering, outermost first.
+    static RENDERING: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A fragment being rendered on this thread, from [`enter`](Rendering::enter) until dropped
+/// (also when the render panics).
+struct Rendering;
+
+impl Rendering {
+    /// `None` when this thread is already rendering `key`: a nested block of the same fragment.
+    fn enter(key: &str) -> Option<Rendering> {
+        RENDERING.with_borrow_mut(|keys| {
+            if keys.iter().any(|rendering| rendering == key) {
+                None
+            } else {
+                keys.push(key.to_owned());
+                Some(Rendering)
+            }
+        })
+    }
+}
+
+impl Drop for Rendering {
+    fn drop(&mut self) {
+        RENDERING.with_borrow_mut(|keys| {
+            keys.pop();
+        });
+    }
 }

@@ -826,4 +826,101 @@ mod templates {
         }
         assert_eq!(renders.count(), 1, "cached through the waiting store");
     }
+
+    /// A block nested in a render of the same fragment renders without the cache instead of
+    /// waiting for itself: outside a runtime (where waiting would need a timer)...
+    #[test]
+    fn a_nested_block_of_the_same_fragment_renders_outside_a_runtime() {
+        let cache = Cache::new(MemoryStore::new());
+        let renders = Renders::default();
+        let mut env = environment(cache, &renders);
+        env.add_template(
+            "nested",
+            r#"{% call cache(60, "x") %}[{% call cache(60, "x") %}{{ expensive("in") }}{% endcall %}]{% endcall %}"#,
+        )
+        .unwrap();
+        for _ in 0..2 {
+            let html = env
+                .get_template("nested")
+                .unwrap()
+                .render(context! {})
+                .unwrap();
+            assert_eq!(html, "[in]");
+        }
+        assert_eq!(renders.count(), 1, "the outer block was stored");
+    }
+
+    /// ...and on a multi-threaded runtime, where waiting would last the whole wait timeout.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_nested_block_of_the_same_fragment_does_not_wait_for_itself() {
+        let cache = Cache::builder(MemoryStore::new())
+            .wait_timeout(std::time::Duration::from_secs(3600))
+            .build();
+        let renders = Renders::default();
+        let mut env = environment(cache, &renders);
+        env.add_template(
+            "nested",
+            r#"{% call cache(60, "x") %}[{% call cache(60, "x") %}{{ expensive("in") }}{% endcall %}]{% endcall %}"#,
+        )
+        .unwrap();
+        let render = tokio::task::spawn_blocking(move || {
+            env.get_template("nested")
+                .unwrap()
+                .render(context! {})
+                .unwrap()
+        });
+        let html = tokio::time::timeout(std::time::Duration::from_secs(60), render)
+            .await
+            .expect("the nested block waited for itself")
+            .unwrap();
+        assert_eq!(html, "[in]");
+    }
+
+    /// Two threads rendering the same fragment at once, with no runtime: the second cannot wait
+    /// for the first (that needs a timer), so it renders its own copy.
+    #[test]
+    fn concurrent_renders_of_one_fragment_outside_a_runtime() {
+        use std::sync::mpsc;
+        use std::time::Duration;
+
+        let cache = Cache::new(MemoryStore::new());
+        let renders = Renders::default();
+        let mut env = environment(cache, &renders);
+        // Each render checks in, then waits (bounded) for the other to check in too, so both
+        // are inside the block at the same time.
+        let (to_first, from_second) = mpsc::channel::<()>();
+        let (to_second, from_first) = mpsc::channel::<()>();
+        let peers = std::sync::Mutex::new(Some((to_second, from_second)));
+        let others = std::sync::Mutex::new(Some((to_first, from_first)));
+        env.add_function("rendezvous", move || -> Result<String, minijinja::Error> {
+            let pair = peers
+                .lock()
+                .unwrap()
+                .take()
+                .or_else(|| others.lock().unwrap().take());
+            let (tell, hear) = pair.expect("two renders");
+            tell.send(()).unwrap();
+            hear.recv_timeout(Duration::from_secs(30)).map_err(|_| {
+                minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, "alone")
+            })?;
+            Ok("met".to_owned())
+        });
+        env.add_template(
+            "p",
+            r#"{% call cache(60, "y") %}{{ rendezvous() }}{% endcall %}"#,
+        )
+        .unwrap();
+        let env = std::sync::Arc::new(env);
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let env = std::sync::Arc::clone(&env);
+                std::thread::spawn(move || {
+                    env.get_template("p").unwrap().render(context! {}).unwrap()
+                })
+            })
+            .collect();
+        for thread in threads {
+            assert_eq!(thread.join().expect("no panic"), "met");
+        }
+    }
 }
