@@ -85,38 +85,30 @@ struct Fields {
 
 /// `Sun, 06 Nov 1994 08:49:37 GMT`
 fn rfc1123(value: &str) -> Option<Fields> {
-    let mut cursor = Cursor(value);
-    cursor.word(3, 3)?;
-    cursor.literal(", ")?;
-    let day = cursor.digits(2)?;
-    cursor.literal(" ")?;
-    let month = cursor.month()?;
-    cursor.literal(" ")?;
-    let year = cursor.digits(4)?;
-    cursor.literal(" ")?;
-    let (hour, minute, second) = cursor.time()?;
-    cursor.literal(" GMT")?;
-    cursor.end()?;
-    Some(Fields {
-        year,
-        month,
-        day,
-        hour,
-        minute,
-        second,
-    })
+    weekday_first(value, (3, 3), " ", 4)
 }
 
 /// `Sunday, 06-Nov-94 08:49:37 GMT`
 fn rfc850(value: &str) -> Option<Fields> {
+    weekday_first(value, (6, 9), "-", 2)
+}
+
+/// The two formats that open with a weekday of `weekday` letters (fewest, most) and a comma:
+/// day, month and a year of `year_digits` joined by `separator`, then the time and `GMT`.
+fn weekday_first(
+    value: &str,
+    weekday: (usize, usize),
+    separator: &str,
+    year_digits: usize,
+) -> Option<Fields> {
     let mut cursor = Cursor(value);
-    cursor.word(6, 9)?;
+    cursor.word(weekday.0, weekday.1)?;
     cursor.literal(", ")?;
     let day = cursor.digits(2)?;
-    cursor.literal("-")?;
+    cursor.literal(separator)?;
     let month = cursor.month()?;
-    cursor.literal("-")?;
-    let year = cursor.digits(2)?;
+    cursor.literal(separator)?;
+    let year = cursor.digits(year_digits)?;
     cursor.literal(" ")?;
     let (hour, minute, second) = cursor.time()?;
     cursor.literal(" GMT")?;
