@@ -789,8 +789,9 @@ mod templates {
         assert!(env.get_template("c").unwrap().render(context! {}).is_err());
     }
 
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_store_that_must_wait_on_a_current_thread_runtime_renders_without_the_cache() {
+    /// Renders a cached block twice over a store that always has to wait, and returns how many
+    /// times the block itself rendered.
+    fn renders_over_a_waiting_store() -> usize {
         let cache = Cache::new(support::stores::Slow::default());
         let renders = Renders::default();
         let mut env = environment(cache, &renders);
@@ -805,26 +806,25 @@ mod templates {
                 "x"
             );
         }
-        assert_eq!(renders.count(), 2, "correct output, uncached");
+        renders.count()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_store_that_must_wait_on_a_current_thread_runtime_renders_without_the_cache() {
+        assert_eq!(
+            renders_over_a_waiting_store(),
+            2,
+            "correct output, uncached"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_store_that_must_wait_on_a_multi_thread_runtime_is_used() {
-        let cache = Cache::new(support::stores::Slow::default());
-        let renders = Renders::default();
-        let mut env = environment(cache, &renders);
-        env.add_template(
-            "p",
-            r#"{% call cache(60, "f") %}{{ expensive("x") }}{% endcall %}"#,
-        )
-        .unwrap();
-        for _ in 0..2 {
-            assert_eq!(
-                env.get_template("p").unwrap().render(context! {}).unwrap(),
-                "x"
-            );
-        }
-        assert_eq!(renders.count(), 1, "cached through the waiting store");
+        assert_eq!(
+            renders_over_a_waiting_store(),
+            1,
+            "cached through the waiting store"
+        );
     }
 
     /// A block nested in a render of the same fragment renders without the cache instead of

@@ -165,6 +165,19 @@ fn reply_now(app: &Router) -> Option<Reply> {
     })
 }
 
+/// `get_or_set` of the key `report`, computed by a counted call that waits at `origin`'s gate
+/// and answers its call number.
+async fn report(cache: &Cache, origin: &Origin) -> usize {
+    cache
+        .get_or_set("report", Timeout::Default, || async move {
+            let n = origin.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            drop(origin.gate.acquire().await.expect("gate"));
+            n
+        })
+        .await
+        .expect("get_or_set")
+}
+
 mod coalescing {
     use super::*;
 
@@ -212,16 +225,7 @@ mod coalescing {
         let tasks: Vec<_> = (0..1000)
             .map(|_| {
                 let (cache, origin) = (cache.clone(), origin.clone());
-                tokio::spawn(async move {
-                    cache
-                        .get_or_set("report", Timeout::Default, || async move {
-                            let n = origin.calls.fetch_add(1, Ordering::SeqCst) + 1;
-                            drop(origin.gate.acquire().await.expect("gate"));
-                            n
-                        })
-                        .await
-                        .expect("get_or_set")
-                })
+                tokio::spawn(async move { report(&cache, &origin).await })
             })
             .collect();
         until("999 tasks waiting", || {
@@ -771,16 +775,7 @@ mod across_processes {
             .map(|i| {
                 let cache = if i % 2 == 0 { a.clone() } else { b.clone() };
                 let origin = origin.clone();
-                tokio::spawn(async move {
-                    cache
-                        .get_or_set("report", Timeout::Default, || async move {
-                            let n = origin.calls.fetch_add(1, Ordering::SeqCst) + 1;
-                            drop(origin.gate.acquire().await.expect("gate"));
-                            n
-                        })
-                        .await
-                        .expect("get_or_set")
-                })
+                tokio::spawn(async move { report(&cache, &origin).await })
             })
             .collect();
         until(
