@@ -87,14 +87,13 @@ impl Reply {
 }
 
 async fn send(app: &Router, request: Request<Body>) -> Reply {
+    let tasks = support::tasks::Tasks::now();
     let response = app.clone().oneshot(request).await.unwrap();
     let cache = response.extensions().get::<CacheStatus>().copied();
     let (parts, body) = response.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
     // Let a remote-store write spawned at the end of the body land before the next request.
-    for _ in 0..10 {
-        tokio::task::yield_now().await;
-    }
+    tasks.wait_for().await;
     Reply {
         status: parts.status,
         headers: parts.headers,

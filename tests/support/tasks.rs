@@ -1,0 +1,33 @@
+//! Waiting for the tasks a request spawned, as a condition rather than a pause.
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+/// The tasks alive on this runtime now: take it before a request, then
+/// [`wait_for`](Self::wait_for) the tasks the request spawned.
+pub struct Tasks(usize);
+
+impl Tasks {
+    pub fn now() -> Tasks {
+        Tasks(
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks(),
+        )
+    }
+
+    /// Waits until no more tasks are alive than when `self` was taken, so that the tasks
+    /// spawned since (such as the write of a page to a remote store, which starts when its
+    /// body ends) have finished: a condition to wait for, not a pause. Long-lived tasks from
+    /// before (a Redis client's connections) do not count. Fails after a generous bound
+    /// instead of hanging.
+    pub async fn wait_for(self) {
+        let handle = tokio::runtime::Handle::current();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while handle.metrics().num_alive_tasks() > self.0 {
+            assert!(Instant::now() < deadline, "spawned tasks never finished");
+            tokio::task::yield_now().await;
+        }
+    }
+}
