@@ -202,21 +202,17 @@ impl Cache {
         key::internal_key("tag", &self.full_key(tag, 0))
     }
 
-    /// Whether entries written with `tagged` are still valid: each tag's key exists (it is
-    /// created with an entry and an eviction counts as an invalidation) and was last
-    /// invalidated before the entry's computation started. `None` when the store failed: the
+    /// Whether an entry with `tags`, whose computation started at `started_micros`, is still
+    /// valid: each tag's key exists (it is created with an entry and an eviction counts as an
+    /// invalidation) and was last invalidated before the entry's computation started. `None` when the store failed: the
     /// entry cannot be used now, but it is not known to be dead either.
-    pub(crate) async fn tags_current(&self, tagged: &codec::Tagged) -> Option<bool> {
-        let keys: Vec<String> = tagged
-            .tags
-            .iter()
-            .map(|tag| self.tag_store_key(tag))
-            .collect();
+    pub(crate) async fn tags_current(&self, tags: &[String], started_micros: u64) -> Option<bool> {
+        let keys: Vec<String> = tags.iter().map(|tag| self.tag_store_key(tag)).collect();
         match self.shared.store.get_many(&keys).await {
             Ok(times) => Some(
                 times
                     .iter()
-                    .all(|time| tag_allows(time.as_deref(), tagged.started_micros)),
+                    .all(|time| tag_allows(time.as_deref(), started_micros)),
             ),
             Err(error) => {
                 self.note_store_error("get_many", keys.first().map_or("", String::as_str), &error);
@@ -229,7 +225,7 @@ impl Cache {
     /// `None` when the tags could not be checked.
     async fn live(&self, bytes: &[u8]) -> Option<bool> {
         match codec::unwrap(bytes) {
-            Ok(Some((tagged, _))) => self.tags_current(&tagged).await,
+            Ok(Some((tagged, _))) => self.tags_current(&tagged.tags, tagged.started_micros).await,
             // Untagged, or a damaged envelope that decoding will reject.
             Ok(None) | Err(_) => Some(true),
         }

@@ -377,11 +377,11 @@ impl Config {
             if let Some(entry) = &probe.entry
                 && !entry.tags.is_empty()
             {
-                let tagged = crate::codec::Tagged {
-                    tags: entry.tags.clone(),
-                    started_micros: entry.started_micros,
-                };
-                if self.cache.tags_current(&tagged).await != Some(true) {
+                let current = self
+                    .cache
+                    .tags_current(&entry.tags, entry.started_micros)
+                    .await;
+                if current != Some(true) {
                     probe.entry = None;
                 }
             }
