@@ -104,7 +104,7 @@ impl Entry {
     /// Whether this entry was stored for a request like this one: same extra key part, same
     /// `Authorization`, and the same value (or absence) of every header it varies on.
     pub(crate) fn matches(&self, headers: &HeaderMap, extra: &str) -> bool {
-        self.extra == extra
+        same_text(&self.extra, extra)
             && same_value(
                 headers,
                 &http::header::AUTHORIZATION,
@@ -141,6 +141,14 @@ impl Variants {
             .sum::<usize>()
             + 64
     }
+}
+
+/// Whether two strings are equal. Empty strings (the usual extra key part) are compared without
+/// calling `memcmp`: glibc's AVX-512 `memcmp` reads through a masked load even for zero bytes, and
+/// on the dangling pointer of an empty `String` that load takes a slow fault-suppression assist
+/// (about a tenth of a page hit's time in `cargo bench --bench page_hit`).
+fn same_text(a: &str, b: &str) -> bool {
+    a.len() == b.len() && (a.is_empty() || a == b)
 }
 
 /// Whether the request's value of `name` is `expected` (`None`: absent), compared in place for
