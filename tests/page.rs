@@ -158,6 +158,36 @@ fn site(
 mod hits_and_misses {
     use super::*;
 
+    /// Something an outer middleware put on the request.
+    #[derive(Debug, Clone, PartialEq)]
+    struct RequestNote(&'static str);
+
+    #[tokio::test]
+    async fn a_hit_carries_its_status_and_none_of_the_request_extensions() {
+        for (kind, cache) in caches() {
+            let origin = Origin::default();
+            let app = site(&cache, &origin, &[]);
+            let noted = || {
+                let mut request = get_req("/view/");
+                request
+                    .extensions_mut()
+                    .insert(RequestNote("for the handler"));
+                request
+            };
+            send(&app, noted()).await;
+            let response = app.clone().oneshot(noted()).await.unwrap();
+            let extensions = response.extensions();
+            assert_eq!(
+                extensions.get::<CacheStatus>(),
+                Some(&CacheStatus::Hit),
+                "{kind}"
+            );
+            assert_eq!(extensions.get::<RequestNote>(), None, "{kind}");
+            assert_eq!(extensions.len(), 1, "{kind}");
+            assert_eq!(origin.calls(), 1, "{kind}");
+        }
+    }
+
     #[tokio::test]
     async fn a_second_request_is_served_from_the_cache() {
         for (kind, cache) in caches() {

@@ -148,6 +148,9 @@ const PLAIN_BYTES: [bool; 256] = {
 
 /// `path_and_query` without the query parameters named in `ignored`, order otherwise kept.
 fn without_params<'a>(path_and_query: &'a str, ignored: &[String]) -> Cow<'a, str> {
+    if ignored.is_empty() {
+        return Cow::Borrowed(path_and_query);
+    }
     let Some((path, query)) = path_and_query.split_once('?') else {
         return Cow::Borrowed(path_and_query);
     };
@@ -155,7 +158,7 @@ fn without_params<'a>(path_and_query: &'a str, ignored: &[String]) -> Cow<'a, st
         let name = pair.split_once('=').map_or(pair, |(name, _)| name);
         ignored.iter().any(|ignored| ignored == name)
     };
-    if ignored.is_empty() || !query.split('&').any(is_ignored) {
+    if !query.split('&').any(is_ignored) {
         return Cow::Borrowed(path_and_query);
     }
     let kept: Vec<&str> = query.split('&').filter(|pair| !is_ignored(pair)).collect();

@@ -19,14 +19,23 @@ thread_local! {
     static KEY_BUFFER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
+/// A usable entry, with what answering a request from it needs from the lookup.
+pub(crate) struct Hit {
+    pub(crate) entry: Arc<Entry>,
+    /// When the request was looked up: the entry's `Age` is counted up to here.
+    pub(crate) now: SystemTime,
+    /// Whether the request carries `If-None-Match` or `If-Modified-Since`.
+    pub(crate) conditional: bool,
+}
+
 /// The result of looking a request up.
 pub(crate) enum Lookup {
     /// A fresh entry.
-    Hit(Arc<Entry>),
+    Hit(Hit),
     /// An entry to serve now while the page is fetched again in the background: stale within
     /// `stale-while-revalidate`, or fresh but close to expiry with early refresh on.
     Refresh {
-        entry: Arc<Entry>,
+        hit: Hit,
         stale: bool,
         pending: Box<Pending>,
     },
@@ -175,12 +184,19 @@ impl Probe {
     }
 }
 
-/// Whether a request carries `If-Match` or `If-Unmodified-Since`: one pass over its header
-/// names, cheaper than two lookups when (as on most requests) there is neither.
-fn has_origin_preconditions(headers: &HeaderMap) -> bool {
-    headers
-        .keys()
-        .any(|name| name == header::IF_MATCH || name == header::IF_UNMODIFIED_SINCE)
+/// Which validators a request carries, in one pass over its header names (cheaper than four
+/// lookups when, as on most requests, there are none): `Err` for `If-Match` or
+/// `If-Unmodified-Since`, which only the origin can evaluate; otherwise whether there is an
+/// `If-None-Match` or `If-Modified-Since` for a hit to answer.
+fn validators(headers: &HeaderMap) -> Result<bool, Bypass> {
+    let mut conditional = false;
+    for name in headers.keys() {
+        if name == header::IF_MATCH || name == header::IF_UNMODIFIED_SINCE {
+            return Err(Bypass::Precondition);
+        }
+        conditional |= name == header::IF_NONE_MATCH || name == header::IF_MODIFIED_SINCE;
+    }
+    Ok(conditional)
 }
 
 /// The classes a request is looked up in: `GET` entries, then for `HEAD` also the entries
@@ -200,6 +216,7 @@ struct Search<'a> {
     class: Class,
     extra: String,
     now: SystemTime,
+    conditional: bool,
     stale: Option<Arc<Entry>>,
 }
 
@@ -208,9 +225,7 @@ impl<'a> Search<'a> {
         let Some(class) = class_of(&parts.method) else {
             return Err(Lookup::Bypass(Bypass::Method));
         };
-        if has_origin_preconditions(&parts.headers) {
-            return Err(Lookup::Bypass(Bypass::Precondition));
-        }
+        let conditional = validators(&parts.headers).map_err(Lookup::Bypass)?;
         let url = Url::of_request(parts, &config.ignored_params).map_err(Lookup::Bypass)?;
         let search = Search {
             config,
@@ -218,25 +233,34 @@ impl<'a> Search<'a> {
             class,
             extra: config.extra(parts),
             now: config.now(),
+            conditional,
             stale: None,
         };
         Ok((search, url))
+    }
+
+    fn hit(&self, entry: Arc<Entry>) -> Hit {
+        Hit {
+            entry,
+            now: self.now,
+            conditional: self.conditional,
+        }
     }
 
     /// What a probe of `class` found: a result to return now, or `None` to go on.
     fn judge(&mut self, probe: &mut Probe, class: Class) -> Option<Lookup> {
         let entry = probe.entry.take()?;
         match self.config.freshness(&entry, self.now) {
-            Freshness::Fresh => Some(Lookup::Hit(entry)),
+            Freshness::Fresh => Some(Lookup::Hit(self.hit(entry))),
             // A `HEAD` request cannot refresh a `GET` entry (its answer has no body): a fresh
             // entry is served as it is, a stale one is left to the next `GET`, and this request
             // goes on to the `HEAD` entries and, failing those, to the origin.
-            Freshness::RefreshEarly if class != self.class => Some(Lookup::Hit(entry)),
+            Freshness::RefreshEarly if class != self.class => Some(Lookup::Hit(self.hit(entry))),
             Freshness::StaleWhileRevalidate if class != self.class => None,
             freshness @ (Freshness::RefreshEarly | Freshness::StaleWhileRevalidate) => {
                 let pending = self.pending(probe);
                 Some(Lookup::Refresh {
-                    entry,
+                    hit: self.hit(entry),
                     stale: matches!(freshness, Freshness::StaleWhileRevalidate),
                     pending,
                 })
@@ -289,7 +313,7 @@ impl Config {
         for &class in classes(search.class) {
             let (primary, record) =
                 match self.read_primary_local(local, class, &url, parts, &search) {
-                    Ok(entry) => return Lookup::Hit(entry),
+                    Ok(entry) => return Lookup::Hit(search.hit(entry)),
                     Err(read) => read,
                 };
             let mut probe = Probe::start(self, primary, record, &parts.headers, &search.extra);

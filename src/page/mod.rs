@@ -44,6 +44,7 @@ use entry::{Entry, Variants};
 use flight::{Leader, PageFlights};
 pub(crate) use key::push_decimal;
 use key::{Class, Url, push_page_head, push_primary_key, push_url, push_variant_suffix};
+use lookup::Hit;
 use status::{MissKind, cache_status_value};
 
 /// Default timeout of the per-site layers: Django's `CACHE_MIDDLEWARE_SECONDS`.
@@ -230,13 +231,19 @@ impl Config {
     /// body instead of copying them.
     pub(crate) fn hit_response<B>(
         &self,
-        entry: Arc<Entry>,
+        hit: Hit,
         method: &Method,
         request: &HeaderMap,
         status: CacheStatus,
+        extensions: http::Extensions,
     ) -> Response<CacheBody<B>> {
-        let age = age_value(self.now(), entry.stored_at);
-        let precondition = if has_preconditions(request) {
+        let Hit {
+            entry,
+            now,
+            conditional,
+        } = hit;
+        let age = age_value(now, entry.stored_at);
+        let precondition = if conditional {
             evaluate_preconditions(method, request, entry.etag.as_ref(), entry.last_modified)
         } else {
             Precondition::Proceed
@@ -269,7 +276,14 @@ impl Config {
                 (StatusCode::PRECONDITION_FAILED, HeaderMap::new(), None)
             }
         };
-        headers.insert(header::AGE, age);
+        // Stored entries carry an `Age` placeholder, replaced in place (`insert` would first make
+        // room for one more header, growing a full map).
+        match headers.get_mut(header::AGE) {
+            Some(value) => *value = age,
+            None => {
+                headers.insert(header::AGE, age);
+            }
+        }
         // The stored headers already say "hit"; anything else is written here.
         if self.cache_status_header && (code != stored_status || status != CacheStatus::Hit) {
             headers.insert(CACHE_STATUS, cache_status_value(status, MissKind::Uri));
@@ -277,7 +291,10 @@ impl Config {
         let mut response = Response::new(CacheBody::cached(body));
         *response.status_mut() = code;
         *response.headers_mut() = headers;
-        response.extensions_mut().insert(status);
+        let mut extensions = extensions;
+        extensions.clear();
+        extensions.insert(status);
+        *response.extensions_mut() = extensions;
         crate::log::page_outcome(status);
         if status != CacheStatus::Hit {
             self.counters.stale_served.fetch_add(1, Ordering::Relaxed);
@@ -314,11 +331,17 @@ impl Config {
         } else {
             Method::GET
         };
-        self.hit_response(
+        let hit = Hit {
             entry,
+            now: self.now(),
+            conditional: has_preconditions(&pending.headers),
+        };
+        self.hit_response(
+            hit,
             &method,
             &pending.headers,
             CacheStatus::Stale(Stale::IfError),
+            http::Extensions::new(),
         )
     }
 
@@ -473,9 +496,8 @@ impl CacheTags {
     }
 }
 
-/// Whether a request carries a validator a cache evaluates: one pass over its header names,
-/// cheaper than two lookups when (as on most requests) there is none. (Requests with `If-Match`
-/// or `If-Unmodified-Since` never reach a stored entry.)
+/// Whether a request carries a validator a hit answers. (Requests with `If-Match` or
+/// `If-Unmodified-Since` never reach a stored entry.)
 fn has_preconditions(headers: &HeaderMap) -> bool {
     headers
         .keys()

@@ -20,7 +20,7 @@ use tower_service::Service;
 
 use super::flight::{self, Outcome, Role, Waited};
 use super::key::class_of;
-use super::lookup::Lookup;
+use super::lookup::{Hit, Lookup};
 use super::{Bypass, CacheBody, CacheStatus, Config, Pending, Stale, Then};
 use crate::stampede::HeldLock;
 
@@ -126,19 +126,28 @@ where
     let mut first_wait = None;
     if let Some(local) = config.local() {
         match config.lookup_local(local, &parts) {
-            Lookup::Hit(entry) => {
+            Lookup::Hit(hit) => {
+                // The request ends here: its extensions' storage carries the response's.
+                let extensions = std::mem::take(&mut parts.extensions);
+                let status = CacheStatus::Hit;
                 let response =
-                    config.hit_response(entry, &parts.method, &parts.headers, CacheStatus::Hit);
+                    config.hit_response(hit, &parts.method, &parts.headers, status, extensions);
                 return ready(response);
             }
             Lookup::Bypass(bypass) => return origin(inner, Then::Bypass(bypass), parts, body),
             Lookup::Refresh {
-                entry,
+                hit,
                 stale,
                 pending,
             } if background => {
                 let status = refresh_status(stale);
-                let response = config.hit_response(entry, &parts.method, &parts.headers, status);
+                let response = config.hit_response(
+                    hit,
+                    &parts.method,
+                    &parts.headers,
+                    status,
+                    http::Extensions::new(),
+                );
                 refresh(config, inner.clone(), parts, body, pending);
                 return ready(response);
             }
@@ -228,23 +237,31 @@ async fn settle<B>(
             }
         }
         let mut pending = match config.lookup(parts).await {
-            Lookup::Hit(entry) => {
+            Lookup::Hit(hit) => {
                 let status = CacheStatus::Hit;
+                let extensions = std::mem::take(&mut parts.extensions);
                 return Settled::Answer(config.hit_response(
-                    entry,
+                    hit,
                     &parts.method,
                     &parts.headers,
                     status,
+                    extensions,
                 ));
             }
             Lookup::Bypass(bypass) => return Settled::Ask(Then::Bypass(bypass)),
             Lookup::Refresh {
-                entry,
+                hit,
                 stale,
                 pending,
             } if background => {
                 let status = refresh_status(stale);
-                let response = config.hit_response(entry, &parts.method, &parts.headers, status);
+                let response = config.hit_response(
+                    hit,
+                    &parts.method,
+                    &parts.headers,
+                    status,
+                    http::Extensions::new(),
+                );
                 return Settled::Refresh(response, pending);
             }
             Lookup::Refresh { pending, .. } | Lookup::Miss(pending) => pending,
@@ -255,13 +272,15 @@ async fn settle<B>(
         match config.flights.join(pending.flight_key.clone()) {
             Role::Leader(leader) => {
                 pending.leader = Some(leader);
-                if let Some(entry) = config.lock_across_processes(&mut pending, parts).await {
+                if let Some(hit) = config.lock_across_processes(&mut pending, parts).await {
                     let status = CacheStatus::Hit;
+                    let extensions = std::mem::take(&mut parts.extensions);
                     return Settled::Answer(config.hit_response(
-                        entry,
+                        hit,
                         &parts.method,
                         &parts.headers,
                         status,
+                        extensions,
                     ));
                 }
                 return Settled::Ask(Then::Finish(pending));
@@ -285,11 +304,7 @@ impl Config {
     /// lock (then looks once more, in case another process just stored the page), or waits for
     /// the process that holds it, looking for the page until it appears, the lock is free, or
     /// the wait runs out. Returns the page when another process stored it.
-    async fn lock_across_processes(
-        &self,
-        pending: &mut Pending,
-        parts: &Parts,
-    ) -> Option<Arc<super::entry::Entry>> {
+    async fn lock_across_processes(&self, pending: &mut Pending, parts: &Parts) -> Option<Hit> {
         let settings = self.lock?;
         if self.local().is_some() {
             return None;
@@ -303,8 +318,8 @@ impl Config {
             match store.try_lock(&key, settings.ttl).await {
                 Ok(Some(token)) => {
                     let held = HeldLock::new(Arc::clone(&store), key, token);
-                    if let Lookup::Hit(entry) = self.lookup_remote(parts).await {
-                        return Some(entry);
+                    if let Lookup::Hit(hit) = self.lookup_remote(parts).await {
+                        return Some(hit);
                     }
                     pending.lock = Some(held);
                     return None;
@@ -318,8 +333,8 @@ impl Config {
                         return None;
                     }
                     tokio::time::sleep(settings.poll).await;
-                    if let Lookup::Hit(entry) = self.lookup_remote(parts).await {
-                        return Some(entry);
+                    if let Lookup::Hit(hit) = self.lookup_remote(parts).await {
+                        return Some(hit);
                     }
                 }
                 Err(error) => {
