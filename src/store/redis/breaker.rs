@@ -1,6 +1,6 @@
 //! The circuit breaker that makes a failing Redis cost no latency.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -35,6 +35,10 @@ pub(crate) struct Breaker {
     threshold: u32,
     cool_down: Duration,
     phase: Mutex<Phase>,
+    /// Whether `phase` is closed with no failures: the steady state, in which calls are admitted
+    /// and successes recorded without taking the lock or writing to memory shared by every
+    /// caller. Written only with the lock held.
+    healthy: AtomicBool,
     failures: AtomicU64,
     timeouts: AtomicU64,
     opens: AtomicU64,
@@ -70,6 +74,7 @@ impl Breaker {
             threshold,
             cool_down,
             phase: Mutex::new(Phase::Closed { failures: 0 }),
+            healthy: AtomicBool::new(true),
             failures: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
             opens: AtomicU64::new(0),
@@ -79,6 +84,14 @@ impl Breaker {
 
     /// Lets a call through, or refuses it with [`StoreError::Unavailable`] while open.
     pub(crate) fn admit(&self) -> Result<Permit<'_>, StoreError> {
+        // A call that races with the first failures is admitted as if it came just before them.
+        if self.healthy.load(Ordering::Acquire) {
+            return Ok(Permit {
+                breaker: self,
+                probe: false,
+                settled: false,
+            });
+        }
         let mut phase = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
         let probe = match *phase {
             Phase::Closed { .. } => false,
@@ -114,9 +127,13 @@ impl Breaker {
     }
 
     fn succeeded(&self) {
+        if self.healthy.load(Ordering::Acquire) {
+            return;
+        }
         let mut phase = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
         let was_open = !matches!(*phase, Phase::Closed { .. });
         *phase = Phase::Closed { failures: 0 };
+        self.healthy.store(true, Ordering::Release);
         drop(phase);
         if was_open {
             crate::log::breaker_closed();
@@ -125,6 +142,7 @@ impl Breaker {
 
     fn failed(&self, probe: bool) {
         let mut phase = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
+        self.healthy.store(false, Ordering::Release);
         let open = match *phase {
             Phase::Closed { failures } => {
                 let failures = failures.saturating_add(1);
