@@ -18,6 +18,7 @@
 //!
 //! All integers are big-endian. Header field lines keep their order, repeats and non-UTF-8 bytes.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -34,7 +35,7 @@ const KIND_VARIANTS: u8 = 1;
 /// What a key holds: a response, or the list of headers a URL's responses vary on.
 #[derive(Debug)]
 pub(crate) enum Record {
-    Entry(Box<Entry>),
+    Entry(Arc<Entry>),
     Variants(Variants),
 }
 
@@ -255,7 +256,7 @@ pub(crate) fn decode(bytes: &Bytes) -> Option<Record> {
             }
             let body = reader.bytes()?;
             let (etag, last_modified) = Entry::validators(&headers);
-            Record::Entry(Box::new(Entry {
+            Record::Entry(Arc::new(Entry {
                 status,
                 headers,
                 body,
@@ -445,7 +446,7 @@ mod tests {
     #[test]
     fn entries_round_trip_with_repeats_and_raw_bytes() {
         let original = entry();
-        let Some(Record::Entry(decoded)) = decode(&encode(&Record::Entry(Box::new(entry()))))
+        let Some(Record::Entry(decoded)) = decode(&encode(&Record::Entry(Arc::new(entry()))))
         else {
             panic!("did not decode");
         };
@@ -472,7 +473,7 @@ mod tests {
         let mut bare = entry();
         bare.headers = HeaderMap::new();
         bare.body = Bytes::new();
-        let encoded = encode(&Record::Entry(Box::new(bare)));
+        let encoded = encode(&Record::Entry(Arc::new(bare)));
         // The record ends with the header count (0) and the body's length (0).
         let with_headers = |count: u32| {
             let mut record = BytesMut::from(&encoded[..encoded.len() - 8]);
@@ -507,7 +508,7 @@ mod tests {
 
     #[test]
     fn damaged_or_foreign_bytes_are_not_records() {
-        let good = encode(&Record::Entry(Box::new(entry())));
+        let good = encode(&Record::Entry(Arc::new(entry())));
         for len in 0..good.len() {
             assert!(decode(&good.slice(..len)).is_none(), "truncated to {len}");
         }
@@ -527,7 +528,7 @@ mod tests {
 
     #[test]
     fn invalid_header_bytes_inside_a_record_are_refused() {
-        let mut bytes = encode(&Record::Entry(Box::new(entry()))).to_vec();
+        let mut bytes = encode(&Record::Entry(Arc::new(entry()))).to_vec();
         let at = bytes
             .windows(9)
             .position(|window| window == b"text/html")

@@ -108,7 +108,7 @@ impl PrimaryRecord {
 
     fn from_bytes(bytes: &Bytes) -> Option<PrimaryRecord> {
         match entry::decode(bytes)? {
-            Record::Entry(entry) => Some(PrimaryRecord::Entry(Arc::from(entry))),
+            Record::Entry(entry) => Some(PrimaryRecord::Entry(entry)),
             Record::Variants(variants) => Some(PrimaryRecord::Variants(variants)),
         }
     }

@@ -235,7 +235,7 @@ impl Config {
             && !matches!(pending.found, Found::Variants(_));
         if direct {
             self.write(
-                vec![(pending.primary, Record::Entry(Box::new(entry)), kept)],
+                vec![(pending.primary, Record::Entry(Arc::new(entry)), kept)],
                 waiting,
             );
             return;
@@ -281,7 +281,7 @@ impl Config {
                 .max(kept);
             writes.push((pending.primary, Record::Variants(variants), list_ttl));
         }
-        writes.push((variant, Record::Entry(Box::new(entry)), kept));
+        writes.push((variant, Record::Entry(Arc::new(entry)), kept));
         self.write(writes, waiting);
     }
 
@@ -319,7 +319,7 @@ impl Config {
                 let (object, size): (LocalValue, usize) = match record {
                     Record::Entry(entry) => {
                         let size = entry.size();
-                        (Arc::<Entry>::from(entry), size)
+                        (entry, size)
                     }
                     Record::Variants(variants) => {
                         let size = variants.size();
