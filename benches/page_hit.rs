@@ -1,5 +1,6 @@
 //! A page hit through `CacheLayer` + `MemoryStore` against a handler returning ready bytes, and
-//! the overhead of a miss that stores, all in one run.
+//! the overhead of a miss that stores, all in one run. The same handler behind a layer that does
+//! nothing shows what any Tower layer costs here, apart from the cache's own work.
 //!
 //! Run with `cargo bench --bench page_hit`.
 
@@ -9,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
+use axum::response::Response;
 use axum::routing::get;
 use axum_cache::store::MemoryStore;
 use axum_cache::{Cache, CacheLayer};
@@ -16,11 +18,18 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
+use tower::util::MapResponseLayer;
 
 static PAGE: [u8; 2048] = [b'x'; 2048];
 
 fn bare() -> Router {
     Router::new().route("/page", get(|| async { Bytes::from_static(&PAGE) }))
+}
+
+/// The same route behind a layer that does nothing: the least any Tower layer adds, for reading
+/// the cache's own share of a hit.
+fn identity_layered() -> Router {
+    bare().layer(MapResponseLayer::new(|response: Response| response))
 }
 
 fn cached() -> Router {
@@ -55,6 +64,7 @@ fn page_hit(c: &mut Criterion) {
     // Routers as `axum::serve` runs them: `with_state(())` turns every handler into a route
     // once, instead of on each request.
     let bare = bare().with_state::<()>(());
+    let identity = identity_layered().with_state::<()>(());
     let cached = cached().with_state::<()>(());
     rt.block_on(fetch(&cached, "/page"));
     assert_eq!(rt.block_on(fetch(&cached, "/page")).len(), PAGE.len());
@@ -63,6 +73,10 @@ fn page_hit(c: &mut Criterion) {
     group.bench_function("bare_handler", |b| {
         b.to_async(&rt)
             .iter(|| async { black_box(fetch(&bare, "/page").await) })
+    });
+    group.bench_function("identity_layer", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(fetch(&identity, "/page").await) })
     });
     group.bench_function("cache_layer_hit", |b| {
         b.to_async(&rt)
