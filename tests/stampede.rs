@@ -564,6 +564,57 @@ mod stale {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_stale_stand_in_answers_a_matching_validator_with_304() {
+        let clock = Clock::new();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let layer = CacheLayer::new(Cache::new(MemoryStore::new())).clock(clock.reader());
+        let router = {
+            let calls = Arc::clone(&calls);
+            Router::new()
+                .route(
+                    "/page",
+                    get(move || {
+                        let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                        async move {
+                            if n == 1 {
+                                let cache_control = "max-age=10, stale-if-error=300";
+                                (
+                                    [("cache-control", cache_control), ("etag", "\"v1\"")],
+                                    "good",
+                                )
+                                    .into_response()
+                            } else {
+                                (StatusCode::SERVICE_UNAVAILABLE, "down").into_response()
+                            }
+                        }
+                    }),
+                )
+                .layer(layer)
+        };
+        assert_eq!(send(&router).await.body, "good");
+        clock.advance(Duration::from_secs(20)).await;
+        let mut revalidation = request();
+        revalidation
+            .headers_mut()
+            .insert("if-none-match", HeaderValue::from_static("\"v1\""));
+        let response = router
+            .clone()
+            .oneshot(revalidation)
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(
+            response.extensions().get::<CacheStatus>(),
+            Some(&CacheStatus::Stale(Stale::IfError))
+        );
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "the origin was asked first"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn stale_if_error_covers_service_errors_and_layer_settings() {
         let clock = Clock::new();
         let calls = Arc::new(AtomicUsize::new(0));

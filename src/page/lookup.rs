@@ -188,7 +188,7 @@ impl Probe {
 /// lookups when, as on most requests, there are none): `Err` for `If-Match` or
 /// `If-Unmodified-Since`, which only the origin can evaluate; otherwise whether there is an
 /// `If-None-Match` or `If-Modified-Since` for a hit to answer.
-fn validators(headers: &HeaderMap) -> Result<bool, Bypass> {
+pub(crate) fn validators(headers: &HeaderMap) -> Result<bool, Bypass> {
     let mut conditional = false;
     for name in headers.keys() {
         if name == header::IF_MATCH || name == header::IF_UNMODIFIED_SINCE {

@@ -334,7 +334,8 @@ impl Config {
         let hit = Hit {
             entry,
             now: self.now(),
-            conditional: has_preconditions(&pending.headers),
+            // A request with `If-Match` or `If-Unmodified-Since` never reached an entry.
+            conditional: lookup::validators(&pending.headers).unwrap_or_default(),
         };
         self.hit_response(
             hit,
@@ -494,14 +495,6 @@ impl CacheTags {
     pub fn tags(&self) -> &[String] {
         &self.0
     }
-}
-
-/// Whether a request carries a validator a hit answers. (Requests with `If-Match` or
-/// `If-Unmodified-Since` never reach a stored entry.)
-fn has_preconditions(headers: &HeaderMap) -> bool {
-    headers
-        .keys()
-        .any(|name| name == header::IF_NONE_MATCH || name == header::IF_MODIFIED_SINCE)
 }
 
 /// The `Age` value for an entry stored at `stored_at`, in whole seconds. Ages below ten minutes
