@@ -289,6 +289,26 @@ pub(crate) fn decode(bytes: &Bytes) -> Option<Record> {
     reader.is_done().then_some(record)
 }
 
+/// The names a stored page nearly always carries, recognised without the byte-by-byte
+/// validation of `HeaderName::from_bytes` (names are stored lowercase, as `HeaderName` writes
+/// them; anything else takes the general path).
+fn common_name(bytes: &[u8]) -> Option<HeaderName> {
+    use http::header;
+    Some(match bytes {
+        b"age" => header::AGE,
+        b"cache-control" => header::CACHE_CONTROL,
+        b"content-encoding" => header::CONTENT_ENCODING,
+        b"content-length" => header::CONTENT_LENGTH,
+        b"content-type" => header::CONTENT_TYPE,
+        b"date" => header::DATE,
+        b"etag" => header::ETAG,
+        b"expires" => header::EXPIRES,
+        b"last-modified" => header::LAST_MODIFIED,
+        b"vary" => header::VARY,
+        _ => return None,
+    })
+}
+
 fn millis(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |since| {
         u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
@@ -385,7 +405,8 @@ impl Reader {
 
     fn name(&mut self) -> Option<HeaderName> {
         let len = usize::from(self.u16()?);
-        HeaderName::from_bytes(self.slice(len)?).ok()
+        let bytes = self.slice(len)?;
+        common_name(bytes).or_else(|| HeaderName::from_bytes(bytes).ok())
     }
 
     fn value(&mut self) -> Option<HeaderValue> {
@@ -504,6 +525,27 @@ mod tests {
             panic!("did not decode");
         };
         assert_eq!(decoded, variants);
+    }
+
+    #[test]
+    fn common_names_are_the_names_they_spell() {
+        use http::header;
+        for name in [
+            header::AGE,
+            header::CACHE_CONTROL,
+            header::CONTENT_ENCODING,
+            header::CONTENT_LENGTH,
+            header::CONTENT_TYPE,
+            header::DATE,
+            header::ETAG,
+            header::EXPIRES,
+            header::LAST_MODIFIED,
+            header::VARY,
+        ] {
+            assert_eq!(common_name(name.as_str().as_bytes()), Some(name));
+        }
+        assert_eq!(common_name(b"Content-Type"), None);
+        assert_eq!(common_name(b"x-raw"), None);
     }
 
     #[test]
