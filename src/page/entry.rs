@@ -248,14 +248,21 @@ pub(crate) fn decode(bytes: &Bytes) -> Option<Record> {
             // Never trust a count for an allocation: a damaged one is caught by the reads.
             let mut headers =
                 HeaderMap::with_capacity(usize::try_from(count).map_or(0, |n| n.min(64)));
+            // Most pages carry neither validator: then the map is not searched for them.
+            let mut validated = false;
             for _ in 0..count {
                 let name = reader.name()?;
                 let value = reader.value()?;
+                validated |= name == http::header::ETAG || name == http::header::LAST_MODIFIED;
                 // More distinct names than a map can hold is a damaged record, not a panic.
                 headers.try_append(name, value).ok()?;
             }
             let body = reader.bytes()?;
-            let (etag, last_modified) = Entry::validators(&headers);
+            let (etag, last_modified) = if validated {
+                Entry::validators(&headers)
+            } else {
+                (None, None)
+            };
             Record::Entry(Arc::new(Entry {
                 status,
                 headers,
@@ -437,6 +444,10 @@ mod tests {
         headers.append("set-cookie", HeaderValue::from_static("b=2"));
         headers.insert("x-raw", HeaderValue::from_bytes(b"caf\xe9").unwrap());
         headers.insert("etag", HeaderValue::from_static("\"v1\""));
+        headers.insert(
+            "last-modified",
+            HeaderValue::from_static("Sun, 17 Jul 2016 10:00:00 GMT"),
+        );
         let (etag, last_modified) = Entry::validators(&headers);
         Entry {
             status: StatusCode::OK,
@@ -485,6 +496,8 @@ mod tests {
         assert_eq!(decoded.vary, original.vary);
         assert_eq!(decoded.etag, original.etag);
         assert!(decoded.etag.is_some());
+        assert_eq!(decoded.last_modified, original.last_modified);
+        assert!(decoded.last_modified.is_some());
     }
 
     /// A record naming more distinct headers than a `HeaderMap` can hold (about 24,500) is
