@@ -37,9 +37,7 @@ pub(crate) fn push_default_head(full: &mut String, prefix: &str, version: i64) {
 /// of the key: short, safe everywhere, and distinct for distinct keys. Since no verbatim key
 /// starts with `#`, a verbatim key can never equal the digest form of another key.
 pub(crate) fn store_safe(key: String) -> String {
-    let verbatim = key.len() <= MAX_KEY_LEN
-        && !key.starts_with('#')
-        && !key.bytes().any(|byte| byte <= b' ' || byte == 0x7f);
+    let verbatim = key.len() <= MAX_KEY_LEN && !key.starts_with('#') && !has_space_or_control(&key);
     if verbatim {
         return key;
     }
@@ -48,6 +46,14 @@ pub(crate) fn store_safe(key: String) -> String {
     hashed.push('#');
     push_hex(&mut hashed, &digest);
     hashed
+}
+
+/// Whether `key` has an ASCII space or control character. A fold over every byte (no early
+/// exit) compiles to vector instructions: several times faster than `any` on the usual short,
+/// clean keys.
+fn has_space_or_control(key: &str) -> bool {
+    key.bytes()
+        .fold(false, |found, byte| found | (byte <= b' ') | (byte == 0x7f))
 }
 
 /// The key of one of this crate's own records (a lock, a tag's invalidation time) that belongs
@@ -121,6 +127,9 @@ mod tests {
             ":1:tab\there".to_owned(),
             ":1:nul\0".to_owned(),
             ":1:del\x7f".to_owned(),
+            // Deep inside a long key, and its last byte.
+            format!(":1:{} {}", "a".repeat(40), "b".repeat(40)),
+            format!(":1:{}\n", "c".repeat(100)),
             format!(":1:{}", "a".repeat(MAX_KEY_LEN)),
             format!(":1:{}清", "a".repeat(MAX_KEY_LEN - 5)),
             "#already-looks-hashed".to_owned(),
