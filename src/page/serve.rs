@@ -126,28 +126,14 @@ where
     let mut first_wait = None;
     if let Some(local) = config.local() {
         match config.lookup_local(local, &parts) {
-            Lookup::Hit(hit) => {
-                // The request ends here: its extensions' storage carries the response's.
-                let extensions = std::mem::take(&mut parts.extensions);
-                let status = CacheStatus::Hit;
-                let response =
-                    config.hit_response(hit, &parts.method, &parts.headers, status, extensions);
-                return ready(response);
-            }
+            Lookup::Hit(hit) => return ready(config.answer(hit, &mut parts, CacheStatus::Hit)),
             Lookup::Bypass(bypass) => return origin(inner, Then::Bypass(bypass), parts, body),
             Lookup::Refresh {
                 hit,
                 stale,
                 pending,
             } if background => {
-                let status = refresh_status(stale);
-                let response = config.hit_response(
-                    hit,
-                    &parts.method,
-                    &parts.headers,
-                    status,
-                    http::Extensions::new(),
-                );
+                let response = config.answer_and_go_on(hit, &parts, refresh_status(stale));
                 refresh(config, inner.clone(), parts, body, pending);
                 return ready(response);
             }
@@ -238,15 +224,7 @@ async fn settle<B>(
         }
         let mut pending = match config.lookup(parts).await {
             Lookup::Hit(hit) => {
-                let status = CacheStatus::Hit;
-                let extensions = std::mem::take(&mut parts.extensions);
-                return Settled::Answer(config.hit_response(
-                    hit,
-                    &parts.method,
-                    &parts.headers,
-                    status,
-                    extensions,
-                ));
+                return Settled::Answer(config.answer(hit, parts, CacheStatus::Hit));
             }
             Lookup::Bypass(bypass) => return Settled::Ask(Then::Bypass(bypass)),
             Lookup::Refresh {
@@ -254,14 +232,7 @@ async fn settle<B>(
                 stale,
                 pending,
             } if background => {
-                let status = refresh_status(stale);
-                let response = config.hit_response(
-                    hit,
-                    &parts.method,
-                    &parts.headers,
-                    status,
-                    http::Extensions::new(),
-                );
+                let response = config.answer_and_go_on(hit, parts, refresh_status(stale));
                 return Settled::Refresh(response, pending);
             }
             Lookup::Refresh { pending, .. } | Lookup::Miss(pending) => pending,
@@ -273,15 +244,7 @@ async fn settle<B>(
             Role::Leader(leader) => {
                 pending.leader = Some(leader);
                 if let Some(hit) = config.lock_across_processes(&mut pending, parts).await {
-                    let status = CacheStatus::Hit;
-                    let extensions = std::mem::take(&mut parts.extensions);
-                    return Settled::Answer(config.hit_response(
-                        hit,
-                        &parts.method,
-                        &parts.headers,
-                        status,
-                        extensions,
-                    ));
+                    return Settled::Answer(config.answer(hit, parts, CacheStatus::Hit));
                 }
                 return Settled::Ask(Then::Finish(pending));
             }
@@ -292,6 +255,29 @@ async fn settle<B>(
 }
 
 impl Config {
+    /// The response to a request that ends with this hit: the request's extension storage
+    /// carries the response's.
+    fn answer<B>(
+        &self,
+        hit: Hit,
+        parts: &mut Parts,
+        status: CacheStatus,
+    ) -> Response<CacheBody<B>> {
+        let extensions = std::mem::take(&mut parts.extensions);
+        self.hit_response(hit, &parts.method, &parts.headers, status, extensions)
+    }
+
+    /// The response to a request that goes on after this hit, whole, to refresh the page.
+    fn answer_and_go_on<B>(
+        &self,
+        hit: Hit,
+        parts: &Parts,
+        status: CacheStatus,
+    ) -> Response<CacheBody<B>> {
+        let extensions = http::Extensions::new();
+        self.hit_response(hit, &parts.method, &parts.headers, status, extensions)
+    }
+
     /// The request's part in the flight for its page (always a pass when coalescing is off).
     fn join(&self, pending: &Pending) -> Role {
         if !self.coalesce {
