@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{AppendHeaders, IntoResponse, Response};
 use axum::routing::get;
 use axum_cache::page::Stale;
 use axum_cache::store::MemoryStore;
@@ -515,33 +515,39 @@ mod stale {
         }
     }
 
+    /// A page that answers "good" with `headers` the first time, and 503 "down" after that,
+    /// behind a cache on `clock`; and the count of its calls.
+    fn failing_after_first(
+        clock: &Clock,
+        headers: &'static [(&'static str, &'static str)],
+    ) -> (Router, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let layer = CacheLayer::new(Cache::new(MemoryStore::new())).clock(clock.reader());
+        let counted = Arc::clone(&calls);
+        let router = Router::new()
+            .route(
+                "/page",
+                get(move || {
+                    let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
+                    async move {
+                        if n == 1 {
+                            (AppendHeaders(headers.iter().copied()), "good").into_response()
+                        } else {
+                            (StatusCode::SERVICE_UNAVAILABLE, "down").into_response()
+                        }
+                    }
+                }),
+            )
+            .layer(layer);
+        (router, calls)
+    }
+
+    const STALE_IF_ERROR: (&str, &str) = ("cache-control", "max-age=10, stale-if-error=300");
+
     #[tokio::test(start_paused = true)]
     async fn stale_if_error_stands_in_for_a_failing_origin_within_its_window() {
         let clock = Clock::new();
-        let calls = Arc::new(AtomicUsize::new(0));
-        let layer = CacheLayer::new(Cache::new(MemoryStore::new())).clock(clock.reader());
-        let router = {
-            let calls = Arc::clone(&calls);
-            Router::new()
-                .route(
-                    "/page",
-                    get(move || {
-                        let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
-                        async move {
-                            if n == 1 {
-                                (
-                                    [("cache-control", "max-age=10, stale-if-error=300")],
-                                    "good",
-                                )
-                                    .into_response()
-                            } else {
-                                (StatusCode::SERVICE_UNAVAILABLE, "down").into_response()
-                            }
-                        }
-                    }),
-                )
-                .layer(layer.clone())
-        };
+        let (router, calls) = failing_after_first(&clock, &[STALE_IF_ERROR]);
         assert_eq!(send(&router).await.body, "good");
         clock.advance(Duration::from_secs(20)).await;
         let reply = send(&router).await;
@@ -566,31 +572,7 @@ mod stale {
     #[tokio::test(start_paused = true)]
     async fn a_stale_stand_in_answers_a_matching_validator_with_304() {
         let clock = Clock::new();
-        let calls = Arc::new(AtomicUsize::new(0));
-        let layer = CacheLayer::new(Cache::new(MemoryStore::new())).clock(clock.reader());
-        let router = {
-            let calls = Arc::clone(&calls);
-            Router::new()
-                .route(
-                    "/page",
-                    get(move || {
-                        let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
-                        async move {
-                            if n == 1 {
-                                let cache_control = "max-age=10, stale-if-error=300";
-                                (
-                                    [("cache-control", cache_control), ("etag", "\"v1\"")],
-                                    "good",
-                                )
-                                    .into_response()
-                            } else {
-                                (StatusCode::SERVICE_UNAVAILABLE, "down").into_response()
-                            }
-                        }
-                    }),
-                )
-                .layer(layer)
-        };
+        let (router, calls) = failing_after_first(&clock, &[STALE_IF_ERROR, ("etag", "\"v1\"")]);
         assert_eq!(send(&router).await.body, "good");
         clock.advance(Duration::from_secs(20)).await;
         let mut revalidation = request();
