@@ -364,7 +364,8 @@ impl Inner {
 
     fn incr(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
         let now = Instant::now();
-        let mut shard = self.write(self.shard_index(key));
+        let index = self.shard_index(key);
+        let mut shard = self.write(index);
         let Some((i, _, slot)) = shard.map.get_full_mut(key) else {
             return Err(StoreError::NotFound);
         };
@@ -386,7 +387,10 @@ impl Inner {
         *slot.referenced.get_mut() = true;
         self.bytes.fetch_add(new_len, Ordering::Relaxed);
         self.bytes.fetch_sub(old_len, Ordering::Relaxed);
+        // A longer number can take the store over its byte bound, like any write.
         self.evict(&mut shard, Some(key), now);
+        drop(shard);
+        self.evict_elsewhere(index, now);
         Ok(new)
     }
 
@@ -596,5 +600,44 @@ impl LocalStore for MemoryStore {
     fn add_bytes(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<bool, StoreError> {
         self.inner
             .insert(key, Value::Bytes(value), ttl, Mode::OnlyIfAbsent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn number(text: &str) -> Value {
+        Value::Bytes(Bytes::copy_from_slice(text.as_bytes()))
+    }
+
+    #[test]
+    fn a_growing_counter_makes_room_in_other_shards() {
+        let fillers = 3;
+        let budget =
+            Slot::charge("counter", &number("9")) + fillers * Slot::charge("f000", &number("x"));
+        let store = MemoryStore::builder().max_bytes(budget).build();
+        let inner = &store.inner;
+        assert!(inner.shards.len() > 1, "the case needs several shards");
+        // The counter alone in its shard: only other shards can make room.
+        let home = inner.shard_index("counter");
+        let others: Vec<String> = (0..1000)
+            .map(|i| format!("f{i:03}"))
+            .filter(|key| inner.shard_index(key) != home)
+            .take(fillers)
+            .collect();
+        inner
+            .insert("counter", number("9"), None, Mode::Overwrite)
+            .unwrap();
+        for key in &others {
+            inner
+                .insert(key, number("x"), None, Mode::Overwrite)
+                .unwrap();
+        }
+        assert_eq!(store.size_bytes(), budget, "full, not over");
+        assert_eq!(inner.incr("counter", 1).expect("a number"), 10);
+        assert!(store.size_bytes() <= budget, "{store:?}");
+        assert_eq!(store.entry_count(), fillers, "one filler made room");
+        assert_eq!(inner.get("counter").as_deref(), Some(&b"10"[..]));
     }
 }
