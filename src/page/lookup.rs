@@ -188,7 +188,7 @@ impl Probe {
 /// lookups when, as on most requests, there are none): `Err` for `If-Match` or
 /// `If-Unmodified-Since`, which only the origin can evaluate; otherwise whether there is an
 /// `If-None-Match` or `If-Modified-Since` for a hit to answer.
-pub(crate) fn validators(headers: &HeaderMap) -> Result<bool, Bypass> {
+pub(crate) fn request_validators(headers: &HeaderMap) -> Result<bool, Bypass> {
     let mut conditional = false;
     for name in headers.keys() {
         if name == header::IF_MATCH || name == header::IF_UNMODIFIED_SINCE {
@@ -225,7 +225,7 @@ impl<'a> Search<'a> {
         let Some(class) = class_of(&parts.method) else {
             return Err(Lookup::Bypass(Bypass::Method));
         };
-        let conditional = validators(&parts.headers).map_err(Lookup::Bypass)?;
+        let conditional = request_validators(&parts.headers).map_err(Lookup::Bypass)?;
         let url = Url::of_request(parts, &config.ignored_params).map_err(Lookup::Bypass)?;
         let search = Search {
             config,

@@ -335,7 +335,7 @@ impl Config {
             entry,
             now: self.now(),
             // A request with `If-Match` or `If-Unmodified-Since` never reached an entry.
-            conditional: lookup::validators(&pending.headers).unwrap_or_default(),
+            conditional: lookup::request_validators(&pending.headers).unwrap_or_default(),
         };
         self.hit_response(
             hit,
