@@ -7,9 +7,9 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -23,6 +23,7 @@ use axum_cache::{Cache, CacheLayer, CacheStatus, cache_page};
 use bytes::Bytes;
 use http_body::Frame;
 use http_body_util::BodyExt;
+use support::clock::Clock;
 use support::stores::{BytesOnly, DownStore};
 use tower::ServiceExt;
 
@@ -37,27 +38,6 @@ impl Origin {
 
     fn calls(&self) -> usize {
         self.0.load(Ordering::SeqCst)
-    }
-}
-
-/// A wall clock for `Expires`/`Age` that moves with tokio's (paused) clock, which drives store
-/// expiry.
-#[derive(Clone)]
-struct Clock(Arc<AtomicU64>);
-
-impl Clock {
-    fn at(unix: u64) -> Clock {
-        Clock(Arc::new(AtomicU64::new(unix * 1000)))
-    }
-
-    fn reader(&self) -> impl Fn() -> SystemTime + Send + Sync + 'static {
-        let millis = Arc::clone(&self.0);
-        move || UNIX_EPOCH + Duration::from_millis(millis.load(Ordering::SeqCst))
-    }
-
-    async fn advance(&self, by: Duration) {
-        self.0.fetch_add(by.as_millis() as u64, Ordering::SeqCst);
-        tokio::time::advance(by).await;
     }
 }
 

@@ -4,8 +4,8 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -18,6 +18,8 @@ use axum_cache::{Cache, CacheLayer, CacheStatus, Timeout};
 use http_body_util::BodyExt;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
+
+use support::clock::Clock;
 
 /// Counts origin calls and holds them at a gate until the test opens it.
 #[derive(Clone)]
@@ -124,6 +126,17 @@ async fn send_with(app: &Router, method: Method) -> Reply {
     }
 }
 
+/// Awaits every request of a burst and checks each got the one page the origin computed.
+async fn every_reply_is_the_first_page(tasks: Vec<tokio::task::JoinHandle<Reply>>) {
+    for task in tasks {
+        let reply = task.await.expect("task");
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (StatusCode::OK, "page 1")
+        );
+    }
+}
+
 /// Yields until `ready` holds; the test fails (instead of hanging) if it does not within a
 /// generous real-time bound.
 async fn until(what: &str, mut ready: impl FnMut() -> bool) {
@@ -198,13 +211,7 @@ mod coalescing {
         })
         .await;
         origin.release();
-        for task in tasks {
-            let reply = task.await.expect("task");
-            assert_eq!(
-                (reply.status, reply.body.as_str()),
-                (StatusCode::OK, "page 1")
-            );
-        }
+        every_reply_is_the_first_page(tasks).await;
         assert_eq!(origin.calls(), 1);
     }
 
@@ -404,32 +411,12 @@ mod coalescing {
     }
 }
 
-/// A wall clock that moves with tokio's paused clock.
-#[derive(Clone)]
-struct Clock(Arc<AtomicU64>);
-
-impl Clock {
-    fn new() -> Clock {
-        Clock(Arc::new(AtomicU64::new(1_700_000_000_000)))
-    }
-
-    fn reader(&self) -> impl Fn() -> SystemTime + Send + Sync + 'static {
-        let millis = Arc::clone(&self.0);
-        move || UNIX_EPOCH + Duration::from_millis(millis.load(Ordering::SeqCst))
-    }
-
-    async fn advance(&self, by: Duration) {
-        self.0.fetch_add(by.as_millis() as u64, Ordering::SeqCst);
-        tokio::time::advance(by).await;
-    }
-}
-
 mod stale {
     use super::*;
 
     #[tokio::test(start_paused = true)]
     async fn stale_while_revalidate_serves_at_once_and_refreshes_once() {
-        let clock = Clock::new();
+        let clock = Clock::at(1_700_000_000);
         let origin = Origin::gated();
         let layer = CacheLayer::new(Cache::new(MemoryStore::new())).clock(clock.reader());
         let app = app(
@@ -476,7 +463,7 @@ mod stale {
     #[tokio::test(start_paused = true)]
     async fn a_head_request_never_refreshes_the_get_page() {
         for early in [false, true] {
-            let clock = Clock::new();
+            let clock = Clock::at(1_700_000_000);
             let origin = Origin::open();
             let mut layer = CacheLayer::new(Cache::new(MemoryStore::new())).clock(clock.reader());
             if early {
@@ -546,7 +533,7 @@ mod stale {
 
     #[tokio::test(start_paused = true)]
     async fn stale_if_error_stands_in_for_a_failing_origin_within_its_window() {
-        let clock = Clock::new();
+        let clock = Clock::at(1_700_000_000);
         let (router, calls) = failing_after_first(&clock, &[STALE_IF_ERROR]);
         assert_eq!(send(&router).await.body, "good");
         clock.advance(Duration::from_secs(20)).await;
@@ -571,7 +558,7 @@ mod stale {
 
     #[tokio::test(start_paused = true)]
     async fn a_stale_stand_in_answers_a_matching_validator_with_304() {
-        let clock = Clock::new();
+        let clock = Clock::at(1_700_000_000);
         let (router, calls) = failing_after_first(&clock, &[STALE_IF_ERROR, ("etag", "\"v1\"")]);
         assert_eq!(send(&router).await.body, "good");
         clock.advance(Duration::from_secs(20)).await;
@@ -598,7 +585,7 @@ mod stale {
 
     #[tokio::test(start_paused = true)]
     async fn stale_if_error_covers_service_errors_and_layer_settings() {
-        let clock = Clock::new();
+        let clock = Clock::at(1_700_000_000);
         let calls = Arc::new(AtomicUsize::new(0));
         let layer = CacheLayer::new(Cache::new(MemoryStore::new()))
             .clock(clock.reader())
@@ -652,7 +639,7 @@ mod stale {
 
     #[tokio::test(start_paused = true)]
     async fn refresh_before_keeps_a_popular_page_from_expiring() {
-        let clock = Clock::new();
+        let clock = Clock::at(1_700_000_000);
         let origin = Origin::open();
         let layer = CacheLayer::new(Cache::new(MemoryStore::new()))
             .clock(clock.reader())
@@ -688,7 +675,7 @@ mod jitter {
 
     #[tokio::test(start_paused = true)]
     async fn jittered_pages_expire_apart() {
-        let clock = Clock::new();
+        let clock = Clock::at(1_700_000_000);
         let calls = Arc::new(AtomicUsize::new(0));
         let layer = CacheLayer::new(Cache::new(MemoryStore::new()))
             .clock(clock.reader())
@@ -778,13 +765,7 @@ mod across_processes {
         )
         .await;
         origin.release();
-        for task in tasks {
-            let reply = task.await.expect("task");
-            assert_eq!(
-                (reply.status, reply.body.as_str()),
-                (StatusCode::OK, "page 1")
-            );
-        }
+        every_reply_is_the_first_page(tasks).await;
         assert_eq!(origin.calls(), 1, "one origin call across both instances");
     }
 

@@ -2,6 +2,7 @@
 //! `mod support;` and uses what it needs, so items are `pub` for the files, not for a library.
 #![allow(unreachable_pub)]
 
+pub mod clock;
 pub mod redis;
 pub mod stores;
 pub mod tasks;
