@@ -1441,6 +1441,39 @@ mod failures {
 mod invalidation {
     use super::*;
 
+    /// Two processes share a remote store. A page one of them replaced there is what the other
+    /// serves next, whatever it read and decoded before.
+    #[tokio::test]
+    async fn a_page_replaced_in_a_shared_store_is_served_as_replaced() {
+        let cache = Cache::new(BytesOnly::default());
+        let (first, second) = (Origin::default(), Origin(Arc::new(AtomicUsize::new(99))));
+        let process = |origin: &Origin| {
+            Router::new()
+                .route("/page", counting(origin, &[]))
+                .layer(CacheLayer::new(cache.clone()))
+        };
+        let (one, two) = (process(&first), process(&second));
+        send(&one, get_req("/page")).await;
+        let hit = send(&one, get_req("/page")).await;
+        assert_eq!(
+            (hit.text(), hit.cache),
+            ("Hello World 1", Some(CacheStatus::Hit))
+        );
+        cache
+            .delete_page("http://www.example.com/page")
+            .await
+            .unwrap();
+        assert_eq!(send(&two, get_req("/page")).await.text(), "Hello World 100");
+        for _ in 0..2 {
+            let hit = send(&one, get_req("/page")).await;
+            assert_eq!(
+                (hit.text(), hit.cache),
+                ("Hello World 100", Some(CacheStatus::Hit))
+            );
+        }
+        assert_eq!((first.calls(), second.calls()), (1, 100));
+    }
+
     #[tokio::test]
     async fn delete_page_regenerates_every_variant() {
         for (kind, cache) in caches() {

@@ -3,12 +3,11 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use http::HeaderMap;
 use http::header;
 use http::request::Parts;
 
-use super::entry::{self, Entry, Record, Variants};
+use super::entry::{Entry, Record, Variants};
 use super::key::{Class, Url, class_of, push_url, request_value};
 use super::status::MissKind;
 use super::{Bypass, Config, Found, Pending};
@@ -106,10 +105,10 @@ impl PrimaryRecord {
         }
     }
 
-    fn from_bytes(bytes: &Bytes) -> Option<PrimaryRecord> {
-        match entry::decode(bytes)? {
-            Record::Entry(entry) => Some(PrimaryRecord::Entry(entry)),
-            Record::Variants(variants) => Some(PrimaryRecord::Variants(variants)),
+    fn from_record(record: Record) -> PrimaryRecord {
+        match record {
+            Record::Entry(entry) => PrimaryRecord::Entry(entry),
+            Record::Variants(variants) => PrimaryRecord::Variants(variants),
         }
     }
 
@@ -428,7 +427,10 @@ impl Config {
     async fn read_remote(&self, key: &str) -> Option<PrimaryRecord> {
         match self.cache.store().get(key).await {
             Ok(Some(bytes)) => {
-                let record = PrimaryRecord::from_bytes(&bytes);
+                let record = self
+                    .memo
+                    .decode(key, &bytes)
+                    .map(PrimaryRecord::from_record);
                 if record.is_none() {
                     crate::log::undecodable(key, "not a stored page");
                 }

@@ -6,7 +6,8 @@
 //!
 //! Inside: `lookup` finds a request's entry, `update` decides what to store and writes it,
 //! `serve` runs a request through both (with flights, store locks and stale serving), `flight`
-//! coalesces concurrent misses, `entry` is the stored form, `key` builds keys.
+//! coalesces concurrent misses, `entry` is the stored form, `memo` keeps entries decoded from a
+//! remote store's bytes, `key` builds keys.
 
 mod body;
 mod entry;
@@ -14,6 +15,7 @@ mod flight;
 mod key;
 mod layer;
 mod lookup;
+mod memo;
 mod serve;
 mod split;
 mod status;
@@ -45,6 +47,7 @@ use flight::{Leader, PageFlights};
 pub(crate) use key::push_decimal;
 use key::{Class, Url, push_page_head, push_primary_key, push_url, push_variant_suffix};
 use lookup::Hit;
+use memo::Memo;
 use status::{MissKind, cache_status_value};
 
 /// Default timeout of the per-site layers: Django's `CACHE_MIDDLEWARE_SECONDS`.
@@ -85,6 +88,8 @@ pub(crate) struct Config {
     jitter: f64,
     lock: Option<LockSettings>,
     flights: Arc<PageFlights>,
+    /// Entries decoded from a remote store's bytes, reused while those bytes do not change.
+    memo: Arc<Memo>,
     counters: Arc<Counters>,
 }
 
@@ -146,6 +151,7 @@ impl Config {
             jitter: 0.0,
             lock: None,
             flights: Arc::default(),
+            memo: Arc::default(),
             counters: Arc::default(),
         };
         config.set_key_prefix(String::new());
@@ -227,8 +233,8 @@ impl Config {
 
     /// The response a stored entry gives: the stored one with its age, or a 304/412 when the
     /// request's preconditions decide it. `status` says whether the entry is fresh or stale. An
-    /// entry no one else holds (one just decoded from a remote store) gives up its headers and
-    /// body instead of copying them.
+    /// entry no one else holds (one just decoded from a remote store, too large for the memo)
+    /// gives up its headers and body instead of copying them.
     pub(crate) fn hit_response<B>(
         &self,
         hit: Hit,

@@ -1,0 +1,151 @@
+//! The decoded form of entries recently read from a remote store.
+//!
+//! Every hit from Redis reads the entry's bytes; decoding them again (header names and values
+//! validated one by one, a header map built) is most of the work a hit does in this process. A
+//! hot page comes back as the very same bytes from one read to the next, so the decoded entry of
+//! the last bytes read under a key is kept and reused when the new bytes are equal to them.
+//! Equality of the whole record, not the key, decides: a changed or replaced entry always
+//! decodes afresh, and nothing is served that the store does not hold right now.
+
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use foldhash::fast::RandomState;
+
+use super::entry::{self, Entry, Record};
+
+/// Slots, each holding the entry last decoded for the keys that map to it.
+const SLOTS: usize = 64;
+/// Records larger than this are decoded on every read and never kept, which bounds what the
+/// memo holds to `SLOTS × MAX_RECORD` (4 MiB) per layer.
+pub(crate) const MAX_RECORD: usize = 64 << 10;
+
+/// Decoded entries by the bytes they were decoded from.
+pub(crate) struct Memo {
+    slots: Box<[Mutex<Option<Slot>>]>,
+    hasher: RandomState,
+}
+
+struct Slot {
+    raw: Bytes,
+    entry: Arc<Entry>,
+}
+
+impl Default for Memo {
+    fn default() -> Memo {
+        Memo {
+            slots: (0..SLOTS).map(|_| Mutex::new(None)).collect(),
+            hasher: RandomState::default(),
+        }
+    }
+}
+
+impl Memo {
+    /// Decodes the record read under `key`, reusing the entry decoded from equal bytes before.
+    pub(crate) fn decode(&self, key: &str, raw: &Bytes) -> Option<Record> {
+        if raw.len() > MAX_RECORD {
+            return entry::decode(raw);
+        }
+        let index = usize::try_from(self.hasher.hash_one(key)).unwrap_or_default() % SLOTS;
+        let slot = self.slots.get(index)?;
+        if let Some(kept) = slot.lock().unwrap_or_else(PoisonError::into_inner).as_ref()
+            && kept.raw == *raw
+        {
+            return Some(Record::Entry(Arc::clone(&kept.entry)));
+        }
+        let record = entry::decode(raw)?;
+        if let Record::Entry(entry) = &record {
+            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(Slot {
+                raw: raw.clone(),
+                entry: Arc::clone(entry),
+            });
+        }
+        Some(record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use http::{HeaderMap, HeaderValue, StatusCode};
+
+    use crate::page::entry::{Lifetime, encode};
+
+    fn entry(body: impl Into<Bytes>, stored_secs: u64) -> Bytes {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("text/plain"));
+        encode(&Record::Entry(Arc::new(Entry {
+            status: StatusCode::OK,
+            headers,
+            body: body.into(),
+            stored_at: UNIX_EPOCH + Duration::from_secs(stored_secs),
+            lifetime: Lifetime {
+                fresh: Duration::from_secs(60),
+                ..Lifetime::default()
+            },
+            tags: Vec::new(),
+            started_micros: 0,
+            extra: String::new(),
+            authorization: None,
+            vary: Vec::new(),
+            etag: None,
+            last_modified: None,
+        })))
+    }
+
+    fn decoded(memo: &Memo, key: &str, raw: &Bytes) -> Arc<Entry> {
+        match memo.decode(key, raw) {
+            Some(Record::Entry(entry)) => entry,
+            other => panic!("not an entry: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn equal_bytes_reuse_the_decoded_entry() {
+        let memo = Memo::default();
+        let raw = entry(&b"page"[..], 1_000);
+        let first = decoded(&memo, "k", &raw);
+        // A new read of the same record: other memory, equal bytes.
+        let again = decoded(&memo, "k", &Bytes::copy_from_slice(&raw));
+        assert!(Arc::ptr_eq(&first, &again));
+    }
+
+    #[test]
+    fn changed_bytes_decode_afresh() {
+        let memo = Memo::default();
+        let old = decoded(&memo, "k", &entry(&b"old page"[..], 1_000));
+        let new = decoded(&memo, "k", &entry(&b"new page"[..], 2_000));
+        assert!(!Arc::ptr_eq(&old, &new));
+        assert_eq!(&new.body[..], b"new page");
+        assert_eq!(new.stored_at, UNIX_EPOCH + Duration::from_secs(2_000));
+        // The same body stored at another time is another record.
+        let restored = decoded(&memo, "k", &entry(&b"new page"[..], 3_000));
+        assert_eq!(restored.stored_at, UNIX_EPOCH + Duration::from_secs(3_000));
+    }
+
+    #[test]
+    fn equal_bytes_under_another_key_give_the_same_entry() {
+        // Whichever key a slot was filled through, equal bytes decode to an equal entry.
+        let memo = Memo::default();
+        let raw = entry(&b"page"[..], 1_000);
+        let first = decoded(&memo, "a", &raw);
+        let other = decoded(&memo, "b", &raw);
+        assert_eq!(first.body, other.body);
+        assert_eq!(first.stored_at, other.stored_at);
+    }
+
+    #[test]
+    fn large_and_undecodable_records_are_not_kept() {
+        let memo = Memo::default();
+        assert!(memo.decode("k", &Bytes::from_static(b"garbage")).is_none());
+        let raw = entry(vec![b'x'; MAX_RECORD + 1], 1_000);
+        let first = decoded(&memo, "k", &raw);
+        let again = decoded(&memo, "k", &raw);
+        assert!(!Arc::ptr_eq(&first, &again));
+        assert_eq!(again.body.len(), MAX_RECORD + 1);
+    }
+}
