@@ -128,14 +128,18 @@ mod tests {
     }
 
     #[test]
-    fn equal_bytes_under_another_key_give_the_same_entry() {
-        // Whichever key a slot was filled through, equal bytes decode to an equal entry.
+    fn keys_sharing_a_slot_each_get_their_own_page() {
+        // More keys than slots: some share one, and take turns in it.
         let memo = Memo::default();
-        let raw = entry(&b"page"[..], 1_000);
-        let first = decoded(&memo, "a", &raw);
-        let other = decoded(&memo, "b", &raw);
-        assert_eq!(first.body, other.body);
-        assert_eq!(first.stored_at, other.stored_at);
+        let pages: Vec<(String, Bytes)> = (0..=SLOTS)
+            .map(|n| (format!("key {n}"), entry(format!("page {n}"), 1_000)))
+            .collect();
+        for _ in 0..2 {
+            for (n, (key, raw)) in pages.iter().enumerate() {
+                let body = decoded(&memo, key, raw).body.clone();
+                assert_eq!(body, format!("page {n}").as_bytes());
+            }
+        }
     }
 
     #[test]
