@@ -591,6 +591,34 @@ mod timeouts {
 
     const T0: u64 = 1_468_749_600;
 
+    /// From a remote store, an entry's age runs until the store answered: a slow read counts in
+    /// `Age` and can make the entry stale (RFC 9111 §4.2.3's response time).
+    #[tokio::test(start_paused = true)]
+    async fn a_remote_hit_is_as_old_as_when_the_store_answered() {
+        let clock = Clock::at(T0);
+        let store = BytesOnly::default();
+        let cache = Cache::new(store.clone());
+        let origin = Origin::default();
+        let app = Router::new()
+            .route("/view/", counting(&origin, &[]))
+            .layer(cache_page(&cache, Duration::from_secs(12)).clock(clock.reader()));
+        send(&app, get_req("/view/")).await;
+        clock.advance(Duration::from_secs(5)).await;
+        store.lag_reads(&clock, Duration::from_secs(3));
+        let hit = send(&app, get_req("/view/")).await;
+        assert_eq!(hit.cache, Some(CacheStatus::Hit));
+        assert_eq!(hit.header("age"), Some("8"));
+        // Asked at 8 s, fresh until 12 s, answered at 11 s: still fresh. Asked at 11 s,
+        // answered at 14 s: stale.
+        assert_eq!(
+            send(&app, get_req("/view/")).await.cache,
+            Some(CacheStatus::Hit)
+        );
+        let late = send(&app, get_req("/view/")).await;
+        assert_ne!(late.cache, Some(CacheStatus::Hit));
+        assert_eq!(late.text(), "Hello World 2");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn expires_max_age_and_age_follow_the_stored_time() {
         // Django M16.

@@ -408,6 +408,12 @@ impl Config {
                     probe.entry = None;
                 }
             }
+            // The entry's age runs up to when the store answered (RFC 9111 §4.2.3), not to when
+            // it was asked: a slow read must neither understate `Age` nor pass off an entry that
+            // went stale meanwhile as fresh.
+            if probe.entry.is_some() {
+                search.now = self.now();
+            }
             if let Some(found) = search.judge(&mut probe, class) {
                 return found;
             }

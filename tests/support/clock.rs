@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Clock(Arc<AtomicU64>);
 
 impl Clock {

@@ -5,21 +5,32 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum_cache::store::{MemoryStore, Store, StoreError, StoreFuture, Ttl};
 use bytes::Bytes;
 
+use super::clock::Clock;
+
 /// A memory store seen through the byte API only, as a remote store is: no objects, keys made
-/// store-safe. It remembers the keys written, so tests can tamper with them, and its
-/// `get_many` fails while `fail_get_many` is set.
+/// store-safe. It remembers the keys written, so tests can tamper with them, its `get_many`
+/// fails while `fail_get_many` is set, and after [`BytesOnly::lag_reads`] every `get` takes
+/// time on a test clock.
 #[derive(Debug, Clone, Default)]
 pub struct BytesOnly {
     pub inner: MemoryStore,
     written: Arc<Mutex<Vec<String>>>,
     pub fail_get_many: Arc<AtomicBool>,
+    lag: Arc<Mutex<Option<(Clock, Duration)>>>,
 }
 
 impl BytesOnly {
+    /// Makes every later `get` answer only after `clock` (and tokio's paused clock) moved on by
+    /// `lag`, as a slow remote store would.
+    pub fn lag_reads(&self, clock: &Clock, lag: Duration) {
+        *self.lag.lock().unwrap() = Some((clock.clone(), lag));
+    }
+
     pub fn written(&self) -> Vec<String> {
         self.written.lock().unwrap().clone()
     }
@@ -31,7 +42,15 @@ impl BytesOnly {
 
 impl Store for BytesOnly {
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>> {
-        self.inner.get(key)
+        let lag = self.lag.lock().unwrap().clone();
+        let Some((clock, lag)) = lag else {
+            return self.inner.get(key);
+        };
+        Box::pin(async move {
+            let value = self.inner.get(key).await;
+            clock.advance(lag).await;
+            value
+        })
     }
     fn get_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
         if self.fail_get_many.load(Ordering::SeqCst) {
