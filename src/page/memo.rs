@@ -17,8 +17,8 @@ use super::entry::{self, Entry, Record};
 
 /// Slots, each holding the entry last decoded for the keys that map to it.
 const SLOTS: usize = 64;
-/// Records larger than this are decoded on every read and never kept, which bounds what the
-/// memo holds to `SLOTS × MAX_RECORD` (4 MiB) per layer.
+/// Records larger than this are decoded on every read and never kept. Kept records are copies
+/// of their own size, so the memo holds at most `SLOTS × MAX_RECORD` (4 MiB) per layer.
 pub(crate) const MAX_RECORD: usize = 64 << 10;
 
 /// Decoded entries by the bytes they were decoded from.
@@ -47,17 +47,27 @@ impl Memo {
         if raw.len() > MAX_RECORD {
             return entry::decode(raw);
         }
-        let index = usize::try_from(self.hasher.hash_one(key)).unwrap_or_default() % SLOTS;
+        let index = usize::try_from(self.hasher.hash_one(key) % SLOTS as u64).unwrap_or_default();
         let slot = self.slots.get(index)?;
-        if let Some(kept) = slot.lock().unwrap_or_else(PoisonError::into_inner).as_ref()
-            && kept.raw == *raw
+        // Compared outside the lock, so that a large record holds no other request up.
+        let kept = slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|kept| (kept.raw.clone(), Arc::clone(&kept.entry)));
+        if let Some((kept_raw, entry)) = kept
+            && kept_raw == *raw
         {
-            return Some(Record::Entry(Arc::clone(&kept.entry)));
+            return Some(Record::Entry(entry));
         }
-        let record = entry::decode(raw)?;
+        // Decoded from a copy of its own size: what a store reads is often a slice of a larger
+        // read buffer, which a kept entry (its body and header values are slices of the bytes
+        // it was decoded from) would otherwise keep alive.
+        let owned = Bytes::copy_from_slice(raw);
+        let record = entry::decode(&owned)?;
         if let Record::Entry(entry) = &record {
             *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(Slot {
-                raw: raw.clone(),
+                raw: owned,
                 entry: Arc::clone(entry),
             });
         }
@@ -140,6 +150,19 @@ mod tests {
                 assert_eq!(body, format!("page {n}").as_bytes());
             }
         }
+    }
+
+    #[test]
+    fn a_kept_entry_holds_no_more_than_its_record() {
+        // A read returns a slice of a larger buffer, as a client's read buffer.
+        let memo = Memo::default();
+        let record = entry(&b"page"[..], 1_000);
+        let mut buffer = record.to_vec();
+        buffer.resize(1 << 20, 0);
+        let buffer = Bytes::from(buffer);
+        let kept = decoded(&memo, "k", &buffer.slice(..record.len()));
+        assert_eq!(&kept.body[..], b"page");
+        assert!(!buffer.as_ptr_range().contains(&kept.body.as_ptr()));
     }
 
     #[test]
