@@ -214,7 +214,6 @@ struct Search<'a> {
     parts: &'a Parts,
     class: Class,
     extra: String,
-    now: SystemTime,
     conditional: bool,
     stale: Option<Arc<Entry>>,
 }
@@ -231,35 +230,38 @@ impl<'a> Search<'a> {
             parts,
             class,
             extra: config.extra(parts),
-            now: config.now(),
             conditional,
             stale: None,
         };
         Ok((search, url))
     }
 
-    fn hit(&self, entry: Arc<Entry>) -> Hit {
+    /// A hit on `entry`, looked up at `now`.
+    fn hit(&self, entry: Arc<Entry>, now: SystemTime) -> Hit {
         Hit {
             entry,
-            now: self.now,
+            now,
             conditional: self.conditional,
         }
     }
 
-    /// What a probe of `class` found: a result to return now, or `None` to go on.
-    fn judge(&mut self, probe: &mut Probe, class: Class) -> Option<Lookup> {
+    /// What a probe of `class` found, judged at `now`: a result to return now, or `None` to go
+    /// on.
+    fn judge(&mut self, probe: &mut Probe, class: Class, now: SystemTime) -> Option<Lookup> {
         let entry = probe.entry.take()?;
-        match self.config.freshness(&entry, self.now) {
-            Freshness::Fresh => Some(Lookup::Hit(self.hit(entry))),
+        match self.config.freshness(&entry, now) {
+            Freshness::Fresh => Some(Lookup::Hit(self.hit(entry, now))),
             // A `HEAD` request cannot refresh a `GET` entry (its answer has no body): a fresh
             // entry is served as it is, a stale one is left to the next `GET`, and this request
             // goes on to the `HEAD` entries and, failing those, to the origin.
-            Freshness::RefreshEarly if class != self.class => Some(Lookup::Hit(self.hit(entry))),
+            Freshness::RefreshEarly if class != self.class => {
+                Some(Lookup::Hit(self.hit(entry, now)))
+            }
             Freshness::StaleWhileRevalidate if class != self.class => None,
             freshness @ (Freshness::RefreshEarly | Freshness::StaleWhileRevalidate) => {
                 let pending = self.pending(probe);
                 Some(Lookup::Refresh {
-                    hit: self.hit(entry),
+                    hit: self.hit(entry, now),
                     stale: matches!(freshness, Freshness::StaleWhileRevalidate),
                     pending,
                 })
@@ -308,13 +310,14 @@ impl Config {
             Ok(start) => start,
             Err(lookup) => return lookup,
         };
+        let now = self.now();
         let mut last = None;
         for &class in classes(search.class) {
-            let (primary, record) =
-                match self.read_primary_local(local, class, &url, parts, &search) {
-                    Ok(entry) => return Lookup::Hit(search.hit(entry)),
-                    Err(read) => read,
-                };
+            let (primary, record) = match self.read_primary_local(local, class, &url, &search, now)
+            {
+                Ok(entry) => return Lookup::Hit(search.hit(entry, now)),
+                Err(read) => read,
+            };
             let mut probe = Probe::start(self, primary, record, &parts.headers, &search.extra);
             if let Some(variant) = &probe.variant {
                 let entry = local
@@ -329,7 +332,7 @@ impl Config {
             {
                 probe.entry = None;
             }
-            if let Some(found) = search.judge(&mut probe, class) {
+            if let Some(found) = search.judge(&mut probe, class, now) {
                 return found;
             }
             last = Some(probe);
@@ -345,8 +348,8 @@ impl Config {
         local: &dyn LocalStore,
         class: Class,
         url: &Url<'_>,
-        parts: &Parts,
         search: &Search<'_>,
+        now: SystemTime,
     ) -> Result<Arc<Entry>, (String, Option<PrimaryRecord>)> {
         let Some(head) = &self.key_head else {
             let primary = self.primary_store_key(class, url);
@@ -361,9 +364,9 @@ impl Config {
             push_url(key, class, url);
             let record = local.get_object(key).and_then(PrimaryRecord::from_local);
             if let Some(PrimaryRecord::Entry(entry)) = &record
-                && entry.matches(&parts.headers, &search.extra)
+                && entry.matches(&search.parts.headers, &search.extra)
                 && self.tags_current_now(local, entry)
-                && matches!(self.freshness(entry, search.now), Freshness::Fresh)
+                && matches!(self.freshness(entry, now), Freshness::Fresh)
             {
                 return Ok(Arc::clone(entry));
             }
@@ -408,13 +411,12 @@ impl Config {
                     probe.entry = None;
                 }
             }
-            // The entry's age runs up to when the store answered (RFC 9111 §4.2.3), not to when
-            // it was asked: a slow read must neither understate `Age` nor pass off an entry that
-            // went stale meanwhile as fresh.
-            if probe.entry.is_some() {
-                search.now = self.now();
-            }
-            if let Some(found) = search.judge(&mut probe, class) {
+            // The clock is read once the store answered (RFC 9111 §4.2.3's response time), not
+            // before asking it: a slow read must neither understate `Age` nor pass off an entry
+            // that went stale meanwhile as fresh. Without an entry there is nothing to judge.
+            if probe.entry.is_some()
+                && let Some(found) = search.judge(&mut probe, class, self.now())
+            {
                 return found;
             }
             last = Some(probe);

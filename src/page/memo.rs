@@ -19,7 +19,7 @@ use super::entry::{self, Entry, Record};
 const SLOTS: usize = 64;
 /// Records larger than this are decoded on every read and never kept. Kept records are copies
 /// of their own size, so the memo holds at most `SLOTS × MAX_RECORD` (4 MiB) per layer.
-pub(crate) const MAX_RECORD: usize = 64 << 10;
+const MAX_RECORD: usize = 64 << 10;
 
 /// Decoded entries by the bytes they were decoded from.
 pub(crate) struct Memo {
