@@ -62,12 +62,14 @@
 //!
 //! | Feature | Enables |
 //! |---|---|
+//! | `axum` (default) | page keys inside routers nested with `Router::nest` use the URL the client asked for (axum's `OriginalUri`); without it, give each nested router's cache layer its own [`key_prefix`](CacheLayer::key_prefix) |
 //! | `tracing` | `tracing` events for store failures and values that no longer decode |
 //! | `redis` | `store::RedisStore`: Redis (standalone, Cluster, Sentinel) through `fred` |
 //! | `redis-tls` | `rediss://` URLs: TLS to Redis through rustls, with your own authorities and client certificates if needed |
 //! | `minijinja` | `template`: the `{% call cache(…) %}` fragment block for MiniJinja templates |
 //!
-//! The default build needs no server.
+//! The default build needs no server. Without axum (any other Tower stack), turn the default
+//! features off.
 //!
 //! [axum]: https://docs.rs/axum
 //! [Tower]: https://docs.rs/tower

@@ -1466,6 +1466,75 @@ mod failures {
     }
 }
 
+#[cfg(feature = "axum")]
+mod nesting {
+    use super::*;
+
+    /// Two API versions nested under their own prefixes, each cached by its own layer on one
+    /// cache: inside a nested router the path has lost its prefix, so both routes look like
+    /// `/users`.
+    fn versions(cache: &Cache, v1: &Origin, v2: &Origin) -> Router {
+        let version = |origin: &Origin| {
+            Router::new()
+                .route("/users", counting(origin, &[]))
+                .layer(CacheLayer::new(cache.clone()))
+        };
+        Router::new()
+            .nest("/v1", version(v1))
+            .nest("/v2", version(v2))
+    }
+
+    #[tokio::test]
+    async fn nested_routers_keep_their_pages_apart() {
+        for (kind, cache) in caches() {
+            let (v1, v2) = (Origin::default(), Origin(Arc::new(AtomicUsize::new(100))));
+            let app = versions(&cache, &v1, &v2);
+            assert_eq!(
+                send(&app, get_req("/v1/users")).await.text(),
+                "Hello World 1"
+            );
+            let v2_page = send(&app, get_req("/v2/users")).await;
+            assert_eq!(v2_page.text(), "Hello World 101", "{kind}");
+            assert_eq!(v2_page.cache, Some(CacheStatus::Stored), "{kind}");
+            for (path, body) in [
+                ("/v1/users", "Hello World 1"),
+                ("/v2/users", "Hello World 101"),
+            ] {
+                let hit = send(&app, get_req(path)).await;
+                assert_eq!(
+                    (hit.text(), hit.cache),
+                    (body, Some(CacheStatus::Hit)),
+                    "{kind} {path}"
+                );
+            }
+            assert_eq!((v1.calls(), v2.calls() - 100), (1, 1), "{kind}");
+        }
+    }
+
+    /// A nested page is deleted by the URL clients use, prefix included.
+    #[tokio::test]
+    async fn a_nested_page_is_deleted_by_its_full_url() {
+        for (kind, cache) in caches() {
+            let (v1, v2) = (Origin::default(), Origin(Arc::new(AtomicUsize::new(100))));
+            let app = versions(&cache, &v1, &v2);
+            send(&app, get_req("/v1/users")).await;
+            send(&app, get_req("/v2/users")).await;
+            let deleted = cache.delete_page("http://www.example.com/v2/users").await;
+            assert_eq!(deleted.ok(), Some(true), "{kind}");
+            assert_eq!(
+                send(&app, get_req("/v2/users")).await.text(),
+                "Hello World 102",
+                "{kind}"
+            );
+            assert_eq!(
+                send(&app, get_req("/v1/users")).await.cache,
+                Some(CacheStatus::Hit),
+                "{kind}"
+            );
+        }
+    }
+}
+
 mod invalidation {
     use super::*;
 

@@ -52,7 +52,8 @@ impl<'a> Url<'a> {
     /// follow the one and a handler that reads `Host` the other, so an attacker could store
     /// a page rendered for their host under the victim's URL.
     pub(crate) fn of_request(parts: &'a Parts, ignored: &[String]) -> Result<Url<'a>, Bypass> {
-        let scheme = parts.uri.scheme_str().unwrap_or("http");
+        let uri = requested_uri(parts);
+        let scheme = uri.scheme_str().unwrap_or("http");
         let mut hosts = parts.headers.get_all(http::header::HOST).iter();
         let host_header = match (hosts.next(), hosts.next()) {
             (Some(host), None) => Some(host.to_str().map_err(|_| Bypass::Host)?),
@@ -60,15 +61,14 @@ impl<'a> Url<'a> {
             // Which of several would the handler read? (RFC 9112 §3.2: a bad request.)
             (Some(_), Some(_)) => return Err(Bypass::Host),
         };
-        let host = match (parts.uri.authority(), host_header) {
+        let host = match (uri.authority(), host_header) {
             (Some(authority), Some(host)) if !authority.as_str().eq_ignore_ascii_case(host) => {
                 return Err(Bypass::Host);
             }
             (Some(authority), _) => authority.as_str(),
             (None, host) => host.unwrap_or(""),
         };
-        let path_and_query = parts
-            .uri
+        let path_and_query = uri
             .path_and_query()
             .map_or("/", |path_and_query| path_and_query.as_str());
         Url::new(scheme, host, path_and_query, ignored)
@@ -110,6 +110,17 @@ impl<'a> Url<'a> {
             path_and_query: without_params(path_and_query, ignored),
         })
     }
+}
+
+/// The URI the client asked for. Inside a router nested with axum's `Router::nest`, the
+/// request's URI has lost the nesting prefix (`/v1/users` reads `/users`), so two nested routers
+/// would share keys; axum keeps the URI as received in its `OriginalUri` extension.
+fn requested_uri(parts: &Parts) -> &http::Uri {
+    #[cfg(feature = "axum")]
+    if let Some(axum::extract::OriginalUri(uri)) = parts.extensions.get() {
+        return uri;
+    }
+    &parts.uri
 }
 
 /// Characters of a host name, IP literal or port. Anything else (`/`, `@`, spaces) would make the
