@@ -1,24 +1,31 @@
 //! A page hit through `CacheLayer` + `MemoryStore` against a handler returning ready bytes, and
-//! the overhead of a miss that stores, all in one run. The same handler behind a layer that does
-//! nothing shows what any Tower layer costs here, apart from the cache's own work.
+//! the overhead of a miss that stores, all in one run.
+//!
+//! The per-site cache is measured where Django's per-site middleware sits: around the whole
+//! router (`CacheLayer::around`), so that a hit is answered before routing. The same layer added
+//! with `Router::layer` runs after routing, as `cache_page` on a route does; a layer that does
+//! nothing, added the same way, shows what any Tower layer costs there, apart from the cache's
+//! own work.
 //!
 //! Run with `cargo bench --bench page_hit`.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
 use axum::response::Response;
 use axum::routing::get;
+use axum_cache::page::CachedRouter;
 use axum_cache::store::MemoryStore;
-use axum_cache::{Cache, CacheLayer};
+use axum_cache::{Cache, CacheLayer, CacheStatus};
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::BodyExt;
-use tower::ServiceExt;
 use tower::util::MapResponseLayer;
+use tower::{Service, ServiceExt};
 
 static PAGE: [u8; 2048] = [b'x'; 2048];
 
@@ -32,9 +39,15 @@ fn identity_layered() -> Router {
     bare().layer(MapResponseLayer::new(|response: Response| response))
 }
 
-fn cached() -> Router {
-    let store = MemoryStore::builder().max_entries(10_000).build();
-    bare().layer(CacheLayer::new(Cache::new(store)))
+fn cache_layer() -> CacheLayer {
+    CacheLayer::new(Cache::new(
+        MemoryStore::builder().max_entries(10_000).build(),
+    ))
+}
+
+/// The cache after routing: `Router::layer` wraps each route.
+fn route_cached() -> Router {
+    bare().layer(cache_layer())
 }
 
 fn request(uri: &str) -> Request<Body> {
@@ -47,8 +60,18 @@ fn request(uri: &str) -> Request<Body> {
         .expect("request")
 }
 
-async fn fetch(app: &Router, uri: &str) -> Bytes {
-    let response = app.clone().oneshot(request(uri)).await.expect("response");
+async fn fetch<S, B>(service: &S, uri: &str) -> Bytes
+where
+    S: Service<Request<Body>, Response = Response<B>> + Clone,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    let response = service
+        .clone()
+        .oneshot(request(uri))
+        .await
+        .expect("response");
     response
         .into_body()
         .collect()
@@ -57,17 +80,37 @@ async fn fetch(app: &Router, uri: &str) -> Bytes {
         .to_bytes()
 }
 
+/// What the cache did with a request for the page.
+async fn status<S, B>(service: &S) -> Option<CacheStatus>
+where
+    S: Service<Request<Body>, Response = Response<B>> + Clone,
+    S::Error: std::fmt::Debug,
+{
+    let response = service
+        .clone()
+        .oneshot(request("/page"))
+        .await
+        .expect("response");
+    response.extensions().get::<CacheStatus>().copied()
+}
+
 fn page_hit(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
     // Routers as `axum::serve` runs them: `with_state(())` turns every handler into a route
-    // once, instead of on each request.
+    // once, instead of on each request. The per-site cache goes around the whole router, as
+    // `axum::serve(listener, site.into_make_service())` serves it.
+    let site = cache_layer().around(bare().with_state::<()>(()));
     let bare = bare().with_state::<()>(());
     let identity = identity_layered().with_state::<()>(());
-    let cached = cached().with_state::<()>(());
-    rt.block_on(fetch(&cached, "/page"));
-    assert_eq!(rt.block_on(fetch(&cached, "/page")).len(), PAGE.len());
+    let route_cached = route_cached().with_state::<()>(());
+    for _ in 0..2 {
+        assert_eq!(rt.block_on(fetch(&site, "/page")).len(), PAGE.len());
+        assert_eq!(rt.block_on(fetch(&route_cached, "/page")).len(), PAGE.len());
+    }
+    assert_eq!(rt.block_on(status(&site)), Some(CacheStatus::Hit));
+    assert_eq!(rt.block_on(status(&route_cached)), Some(CacheStatus::Hit));
 
     let mut group = c.benchmark_group("page_hit");
     group.bench_function("bare_handler", |b| {
@@ -80,7 +123,11 @@ fn page_hit(c: &mut Criterion) {
     });
     group.bench_function("cache_layer_hit", |b| {
         b.to_async(&rt)
-            .iter(|| async { black_box(fetch(&cached, "/page").await) })
+            .iter(|| async { black_box(fetch(&site, "/page").await) })
+    });
+    group.bench_function("route_layer_hit", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(fetch(&route_cached, "/page").await) })
     });
     group.finish();
 
@@ -96,10 +143,91 @@ fn page_hit(c: &mut Criterion) {
     group.bench_function("cache_layer_miss_and_store", |b| {
         b.to_async(&rt).iter(|| async {
             let uri = format!("/page?n={}", counter.fetch_add(1, Ordering::Relaxed));
-            black_box(fetch(&cached, &uri).await)
+            black_box(fetch(&site, &uri).await)
         })
     });
     group.finish();
+
+    if wants_rounds() {
+        rt.block_on(interleaved_rounds(&bare, &identity, &site, &route_cached));
+    }
+}
+
+/// Requests per interleaved round of each kind, and rounds.
+const ROUND: u32 = 20_000;
+const ROUNDS: usize = 25;
+
+/// Whether to run the interleaved rounds: always, unless the arguments name other benchmarks
+/// (as a profiler's run of one benchmark does).
+fn wants_rounds() -> bool {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with('-'))
+        .collect();
+    filters.is_empty()
+        || filters
+            .iter()
+            .any(|filter| "interleaved".contains(filter.as_str()))
+}
+
+/// Nanoseconds per request over `count` requests.
+async fn per_request<S, B>(service: &S, count: u32) -> f64
+where
+    S: Service<Request<Body>, Response = Response<B>> + Clone,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    let started = Instant::now();
+    for _ in 0..count {
+        black_box(fetch(service, "/page").await);
+    }
+    started.elapsed().as_secs_f64() * 1e9 / f64::from(count)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The ratios to the bare handler, from rounds that take turns, so that the machine's speed
+/// changing during the run (it does, on a shared machine) affects every kind alike: the median
+/// of each round's ratio, and the range.
+async fn interleaved_rounds(
+    bare: &Router,
+    identity: &Router,
+    site: &CachedRouter,
+    route_cached: &Router,
+) {
+    let mut times: [Vec<f64>; 4] = Default::default();
+    for _ in 0..ROUNDS {
+        times[0].push(per_request(bare, ROUND).await);
+        times[1].push(per_request(identity, ROUND).await);
+        times[2].push(per_request(site, ROUND).await);
+        times[3].push(per_request(route_cached, ROUND).await);
+    }
+    println!("\ninterleaved rounds: {ROUNDS} x {ROUND} requests of each, taking turns");
+    let names = [
+        "bare handler",
+        "identity layer (Router::layer)",
+        "CacheLayer::around hit",
+        "CacheLayer via Router::layer hit",
+    ];
+    for (kind, name) in names.iter().enumerate() {
+        let mut ratios: Vec<f64> = times[kind]
+            .iter()
+            .zip(&times[0])
+            .map(|(time, bare)| time / bare)
+            .collect();
+        let (low, high) = ratios.iter().fold((f64::MAX, f64::MIN), |(low, high), r| {
+            (low.min(*r), high.max(*r))
+        });
+        println!(
+            "  {name:34} {:7.0} ns/request (median)   {:.2}x the bare handler (median of rounds; {low:.2}-{high:.2})",
+            median(&mut times[kind].clone()),
+            median(&mut ratios),
+        );
+    }
 }
 
 criterion_group!(benches, page_hit);

@@ -1466,6 +1466,52 @@ mod failures {
     }
 }
 
+/// The per-site cache around the whole router instead of on it (`Router::layer`), served by
+/// `axum::serve` over HTTP: hits are answered before routing.
+#[cfg(feature = "axum")]
+mod around_the_router {
+    use super::*;
+    use axum::ServiceExt as _;
+    use std::net::SocketAddr;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn http_get(address: SocketAddr, path: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: www.example.com\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).await.unwrap();
+        reply.to_ascii_lowercase()
+    }
+
+    #[tokio::test]
+    async fn a_cache_around_the_router_serves_hits_over_http() {
+        let origin = Origin::default();
+        let app = Router::new().route("/view/", counting(&origin, &[]));
+        let site = CacheLayer::new(Cache::new(MemoryStore::new()))
+            .cache_status_header(true)
+            .around(app);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(axum::serve(listener, site.into_make_service()).into_future());
+        let first = http_get(address, "/view/").await;
+        let second = http_get(address, "/view/").await;
+        let unknown = http_get(address, "/nowhere").await;
+        server.abort();
+        assert!(first.starts_with("http/1.1 200"), "{first}");
+        assert!(first.ends_with("hello world 1"), "{first}");
+        assert!(!first.contains("cache-status: axum-cache; hit"), "{first}");
+        assert!(second.contains("cache-status: axum-cache; hit"), "{second}");
+        assert!(second.ends_with("hello world 1"), "{second}");
+        assert!(second.contains("\r\nage: "), "{second}");
+        // Unknown paths reach the router's fallback, and its 404 is not stored.
+        assert!(unknown.starts_with("http/1.1 404"), "{unknown}");
+        assert!(!unknown.contains("; hit"), "{unknown}");
+        assert_eq!(origin.calls(), 1);
+    }
+}
+
 #[cfg(feature = "axum")]
 mod nesting {
     use super::*;

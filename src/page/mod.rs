@@ -9,6 +9,8 @@
 //! coalesces concurrent misses, `entry` is the stored form, `memo` keeps entries decoded from a
 //! remote store's bytes, `key` builds keys.
 
+#[cfg(feature = "axum")]
+mod around;
 mod body;
 mod entry;
 mod flight;
@@ -36,6 +38,8 @@ use crate::conditional::{Precondition, evaluate_preconditions, not_modified_head
 use crate::stampede::HeldLock;
 use crate::store::LocalStore;
 
+#[cfg(feature = "axum")]
+pub use around::{CachedRouter, CachedRouterFuture};
 pub use body::CacheBody;
 pub use layer::{CacheLayer, CacheService, cache_page};
 pub use serve::ResponseFuture;
