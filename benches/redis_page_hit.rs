@@ -1,16 +1,18 @@
 //! A page hit served from Redis against the physical limit: a raw `fred` `GET` of the very bytes
-//! the cached page is stored as, at the same concurrency, in one run. Two more figures show where
-//! the difference goes: `RedisStore::get` of the same key (the store's own cost), and a bare axum
-//! handler that answers with a raw `GET` of those bytes (the least any axum app serving them
-//! from Redis pays, with no cache logic at all).
+//! the cached page is stored as, at the same concurrency, in one run. The page hit goes through
+//! the per-site cache around the router (`CacheLayer::around`), where a hit skips routing. More
+//! figures show where the difference goes: `RedisStore::get` of the same key (the store's own
+//! cost), a bare axum handler that answers with a raw `GET` of those bytes (the least any axum
+//! app serving them from Redis pays, with no cache logic at all), and the same cache added with
+//! `Router::layer` (a hit routed first).
 //!
 //! Run with `cargo bench --bench redis_page_hit --features redis`. It starts its own
 //! `redis-server` on a free loopback port, and skips with a message if there is none.
 //!
 //! Every measurement keeps [`IN_FLIGHT`] operations in flight on a two-worker runtime (the
 //! machine has two cores, and `redis-server` needs one of them too). After criterion's own
-//! report, interleaved rounds of the three give the throughputs and the ratio printed last, so
-//! that a change in the machine's load during the run affects all three alike.
+//! report, interleaved rounds of all five give the throughputs and the ratio printed last, so
+//! that a change in the machine's load during the run affects all of them alike.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -24,6 +26,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
 use axum::routing::get;
+use axum_cache::page::CachedRouter;
 use axum_cache::store::{RedisStore, Store};
 use axum_cache::{Cache, CacheLayer, CacheStatus};
 use bytes::Bytes;
@@ -55,7 +58,10 @@ fn request() -> Request<Body> {
 /// What is measured, set up once.
 #[derive(Clone)]
 struct Subjects {
-    app: Router,
+    /// The per-site cache around the router (`CacheLayer::around`): a hit skips routing.
+    app: CachedRouter,
+    /// The same cache on the router (`Router::layer`): a hit is routed first.
+    routed: Router,
     /// The same route without the cache: its handler answers with a raw `GET` of the page's
     /// stored bytes.
     bare: Router,
@@ -92,6 +98,15 @@ impl Subjects {
 
     async fn page_hit(&self) -> Bytes {
         let response = self.app.clone().oneshot(request()).await.expect("response");
+        self.hit_body(response).await
+    }
+
+    async fn routed_page_hit(&self) -> Bytes {
+        let response = self.routed.clone().oneshot(request()).await;
+        self.hit_body(response.expect("response")).await
+    }
+
+    async fn hit_body(&self, response: axum::response::Response) -> Bytes {
         if response.extensions().get::<CacheStatus>() != Some(&CacheStatus::Hit) {
             self.not_hits.fetch_add(1, Ordering::Relaxed);
         }
@@ -106,13 +121,15 @@ enum Kind {
     StoreGet,
     BareHandler,
     PageHit,
+    RoutedPageHit,
 }
 
-const KINDS: [(&str, Kind); 4] = [
+const KINDS: [(&str, Kind); 5] = [
     ("raw_fred_get", Kind::RawGet),
     ("redis_store_get", Kind::StoreGet),
     ("axum_handler_raw_get", Kind::BareHandler),
     ("cache_layer_hit", Kind::PageHit),
+    ("route_layer_hit", Kind::RoutedPageHit),
 ];
 
 /// Runs `count` operations of `kind` with [`IN_FLIGHT`] of them in flight, and returns how long
@@ -131,6 +148,7 @@ async fn run(subjects: &Subjects, kind: Kind, count: u64) -> Duration {
                         Kind::StoreGet => subjects.store_get().await,
                         Kind::BareHandler => subjects.bare_handler().await,
                         Kind::PageHit => subjects.page_hit().await,
+                        Kind::RoutedPageHit => subjects.routed_page_hit().await,
                     };
                     black_box(bytes);
                 }
@@ -152,10 +170,11 @@ async fn set_up(server: &RedisServer) -> Subjects {
         .expect("connects");
     // Routers as `axum::serve` runs them: `with_state(())` turns every handler into a route
     // once, instead of on each request.
-    let app = Router::new()
-        .route("/page", get(|| async { Bytes::from_static(&PAGE) }))
-        .layer(CacheLayer::new(Cache::new(store.clone())))
-        .with_state::<()>(());
+    let origin = || Router::new().route("/page", get(|| async { Bytes::from_static(&PAGE) }));
+    let layer = CacheLayer::new(Cache::new(store.clone()));
+    let app = layer.around(origin().with_state::<()>(()));
+    // Both layers key the page alike, so they hit the same record.
+    let routed = origin().layer(layer).with_state::<()>(());
     // The raw client: the same server, the same number of connections.
     let pool = Builder::from_config(Config::from_url(&server.url()).expect("URL"))
         .build_pool(RedisStore::DEFAULT_POOL_SIZE)
@@ -164,6 +183,7 @@ async fn set_up(server: &RedisServer) -> Subjects {
 
     let subjects = Subjects {
         app,
+        routed,
         bare: Router::new(),
         store,
         pool,
@@ -250,8 +270,8 @@ fn redis_page_hit(c: &mut Criterion) {
     }
     group.finish();
 
-    // Interleaved rounds: raw, store, bare, page, raw, store, bare, page, …
-    let mut rates: [Vec<f64>; 4] = Default::default();
+    // Interleaved rounds: raw, store, bare, page, routed page, raw, store, …
+    let mut rates: [Vec<f64>; 5] = Default::default();
     rt.block_on(async {
         for _ in 0..ROUNDS {
             for (index, (_, kind)) in KINDS.into_iter().enumerate() {
@@ -270,7 +290,7 @@ fn redis_page_hit(c: &mut Criterion) {
         .zip(&rates[2])
         .map(|(page, bare)| page / bare)
         .collect();
-    let [raw, store, bare, page] = rates.map(|mut rates| median(&mut rates));
+    let [raw, store, bare, page, routed] = rates.map(|mut rates| median(&mut rates));
     let ratio = median(&mut ratios.clone());
     let ratio_bare = median(&mut over_bare.clone());
     println!(
@@ -286,8 +306,12 @@ fn redis_page_hit(c: &mut Criterion) {
         bare / raw
     );
     println!(
-        "  CacheLayer page hit   {page:>9.0} req/s  ({ratio:.2}x raw, target 0.80x; \
+        "  CacheLayer::around hit {page:>8.0} req/s  ({ratio:.2}x raw, target 0.80x; \
          {ratio_bare:.2}x the bare handler)"
+    );
+    println!(
+        "  Router::layer hit     {routed:>9.0} req/s  ({:.2}x raw)",
+        routed / raw
     );
     println!(
         "  page hit / raw GET per round: {}",

@@ -15,12 +15,13 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Json, Router, ServiceExt};
 use axum_cache::conditional::fmt_http_date;
 use axum_cache::headers::add_never_cache_headers;
 use axum_cache::store::MemoryStore;
 use axum_cache::{Cache, CacheLayer, Timeout, cache_page};
 use serde::{Deserialize, Serialize};
+use tower::Layer;
 
 #[derive(Clone)]
 struct AppState {
@@ -202,14 +203,14 @@ async fn main() {
         .route("/report", get(report))
         .route("/hits", get(hits))
         .route("/stats", get(stats))
-        .with_state(state)
-        // Per-site: every cacheable response for 60 s (the per-route layer inside wins for /slow).
-        .layer(
-            CacheLayer::new(cache)
-                .timeout(Duration::from_secs(60))
-                .cache_status_header(true),
-        )
-        .layer(middleware::from_fn(log));
+        .with_state(state);
+    // Per-site: every cacheable response for 60 s (the per-route layer inside wins for /slow),
+    // answered before routing. The log goes around it, to see hits too.
+    let site = CacheLayer::new(cache)
+        .timeout(Duration::from_secs(60))
+        .cache_status_header(true)
+        .around(app);
+    let site = middleware::from_fn(log).layer(site);
 
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".to_owned());
     let address = format!("127.0.0.1:{port}");
@@ -222,5 +223,7 @@ async fn main() {
     println!("  curl -si http://{address}/now");
     println!("  curl -s http://{address}/report   # twice: the second is instant");
     println!("  curl -s http://{address}/hits");
-    axum::serve(listener, app).await.expect("server error");
+    axum::serve(listener, site.into_make_service())
+        .await
+        .expect("server error");
 }
