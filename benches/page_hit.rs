@@ -9,6 +9,8 @@
 //!
 //! Run with `cargo bench --bench page_hit`.
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -148,7 +150,9 @@ fn page_hit(c: &mut Criterion) {
     });
     group.finish();
 
-    if wants_rounds() {
+    // The miss benchmark filled the store since: make sure the page is still there.
+    assert_eq!(rt.block_on(status(&site)), Some(CacheStatus::Hit));
+    if common::wants_rounds() {
         rt.block_on(interleaved_rounds(&bare, &identity, &site, &route_cached));
     }
 }
@@ -156,19 +160,6 @@ fn page_hit(c: &mut Criterion) {
 /// Requests per interleaved round of each kind, and rounds.
 const ROUND: u32 = 20_000;
 const ROUNDS: usize = 25;
-
-/// Whether to run the interleaved rounds: always, unless the arguments name other benchmarks
-/// (as a profiler's run of one benchmark does).
-fn wants_rounds() -> bool {
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|arg| !arg.starts_with('-'))
-        .collect();
-    filters.is_empty()
-        || filters
-            .iter()
-            .any(|filter| "interleaved".contains(filter.as_str()))
-}
 
 /// Nanoseconds per request over `count` requests.
 async fn per_request<S, B>(service: &S, count: u32) -> f64
@@ -185,11 +176,6 @@ where
     started.elapsed().as_secs_f64() * 1e9 / f64::from(count)
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// The ratios to the bare handler, from rounds that take turns, so that the machine's speed
 /// changing during the run (it does, on a shared machine) affects every kind alike: the median
 /// of each round's ratio, and the range.
@@ -200,11 +186,18 @@ async fn interleaved_rounds(
     route_cached: &Router,
 ) {
     let mut times: [Vec<f64>; 4] = Default::default();
-    for _ in 0..ROUNDS {
-        times[0].push(per_request(bare, ROUND).await);
-        times[1].push(per_request(identity, ROUND).await);
-        times[2].push(per_request(site, ROUND).await);
-        times[3].push(per_request(route_cached, ROUND).await);
+    for round in 0..ROUNDS {
+        // Each round starts with another kind, so that none always runs first or last.
+        for turn in 0..times.len() {
+            let kind = (round + turn) % times.len();
+            let time = match kind {
+                0 => per_request(bare, ROUND).await,
+                1 => per_request(identity, ROUND).await,
+                2 => per_request(site, ROUND).await,
+                _ => per_request(route_cached, ROUND).await,
+            };
+            times[kind].push(time);
+        }
     }
     println!("\ninterleaved rounds: {ROUNDS} x {ROUND} requests of each, taking turns");
     let names = [
@@ -224,8 +217,8 @@ async fn interleaved_rounds(
         });
         println!(
             "  {name:34} {:7.0} ns/request (median)   {:.2}x the bare handler (median of rounds; {low:.2}-{high:.2})",
-            median(&mut times[kind].clone()),
-            median(&mut ratios),
+            common::median(&mut times[kind].clone()),
+            common::median(&mut ratios),
         );
     }
 }

@@ -14,6 +14,7 @@
 //! report, interleaved rounds of all five give the throughputs and the ratio printed last, so
 //! that a change in the machine's load during the run affects all of them alike.
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -270,12 +271,25 @@ fn redis_page_hit(c: &mut Criterion) {
     }
     group.finish();
 
-    // Interleaved rounds: raw, store, bare, page, routed page, raw, store, …
+    if common::wants_rounds() {
+        interleaved_rounds(&rt, &subjects);
+    }
+    let not_hits = subjects.not_hits.load(Ordering::Relaxed);
+    assert_eq!(not_hits, 0, "{not_hits} page requests were not hits");
+    drop(subjects);
+    drop(rt);
+    drop(server);
+}
+
+/// Rounds of every kind in turn (each round starting with another kind, so that none always
+/// runs first or last), and the throughputs and ratios from them.
+fn interleaved_rounds(rt: &tokio::runtime::Runtime, subjects: &Subjects) {
     let mut rates: [Vec<f64>; 5] = Default::default();
     rt.block_on(async {
-        for _ in 0..ROUNDS {
-            for (index, (_, kind)) in KINDS.into_iter().enumerate() {
-                let took = run(&subjects, kind, ROUND).await;
+        for round in 0..ROUNDS {
+            for turn in 0..KINDS.len() {
+                let index = (round + turn) % KINDS.len();
+                let took = run(subjects, KINDS[index].1, ROUND).await;
                 rates[index].push(ROUND as f64 / took.as_secs_f64());
             }
         }
@@ -290,9 +304,9 @@ fn redis_page_hit(c: &mut Criterion) {
         .zip(&rates[2])
         .map(|(page, bare)| page / bare)
         .collect();
-    let [raw, store, bare, page, routed] = rates.map(|mut rates| median(&mut rates));
-    let ratio = median(&mut ratios.clone());
-    let ratio_bare = median(&mut over_bare.clone());
+    let [raw, store, bare, page, routed] = rates.map(|mut rates| common::median(&mut rates));
+    let ratio = common::median(&mut ratios.clone());
+    let ratio_bare = common::median(&mut over_bare.clone());
     println!(
         "\nredis_page_hit, {ROUNDS} interleaved rounds of {ROUND}, {IN_FLIGHT} in flight (medians):"
     );
@@ -321,16 +335,6 @@ fn redis_page_hit(c: &mut Criterion) {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let not_hits = subjects.not_hits.load(Ordering::Relaxed);
-    assert_eq!(not_hits, 0, "{not_hits} page requests were not hits");
-    drop(subjects);
-    drop(rt);
-    drop(server);
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 criterion_group!(benches, redis_page_hit);

@@ -62,7 +62,7 @@
 //!
 //! | Feature | Enables |
 //! |---|---|
-//! | `axum` (default) | page keys inside routers nested with `Router::nest` use the URL the client asked for (axum's `OriginalUri`); without it, give each nested router's cache layer its own [`key_prefix`](CacheLayer::key_prefix) |
+//! | `axum` (default) | [`CacheLayer::around`]: the per-site cache before routing, served by `axum::serve`; and page keys inside routers nested with `Router::nest` use the URL the client asked for (axum's `OriginalUri`); without it, give each nested router's cache layer its own [`key_prefix`](CacheLayer::key_prefix) |
 //! | `tracing` | `tracing` events for store failures and values that no longer decode |
 //! | `redis` | `store::RedisStore`: Redis (standalone, Cluster, Sentinel) through `fred` |
 //! | `redis-tls` | `rediss://` URLs: TLS to Redis through rustls, with your own authorities and client certificates if needed |

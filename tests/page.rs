@@ -66,7 +66,10 @@ impl Reply {
     }
 }
 
-async fn send(app: &Router, request: Request<Body>) -> Reply {
+async fn send<S>(app: &S, request: Request<Body>) -> Reply
+where
+    S: tower::Service<Request<Body>, Response = Response, Error = Infallible> + Clone,
+{
     let tasks = support::tasks::Tasks::now();
     let response = app.clone().oneshot(request).await.unwrap();
     let cache = response.extensions().get::<CacheStatus>().copied();
@@ -1510,6 +1513,71 @@ mod around_the_router {
         assert!(!unknown.contains("; hit"), "{unknown}");
         assert_eq!(origin.calls(), 1);
     }
+
+    /// A hit around the router never reaches it: middleware on the router runs only for the
+    /// miss, and a path no route takes reaches the fallback every time.
+    #[tokio::test]
+    async fn a_hit_around_the_router_is_answered_before_routing() {
+        for (kind, cache) in caches() {
+            let (origin, routed) = (Origin::default(), Origin::default());
+            let count = {
+                let routed = routed.clone();
+                move |request: Request<Body>, next: axum::middleware::Next| {
+                    routed.next();
+                    next.run(request)
+                }
+            };
+            let app = Router::new()
+                .route("/view/", counting(&origin, &[]))
+                .layer(axum::middleware::from_fn(count));
+            let site = CacheLayer::new(cache).around(app);
+            assert_eq!(send(&site, get_req("/view/")).await.text(), "Hello World 1");
+            let hit = send(&site, get_req("/view/")).await;
+            assert_eq!(
+                (hit.text(), hit.cache),
+                ("Hello World 1", Some(CacheStatus::Hit))
+            );
+            assert_eq!((origin.calls(), routed.calls()), (1, 1), "{kind}");
+            for _ in 0..2 {
+                let unknown = send(&site, get_req("/nowhere")).await;
+                assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{kind}");
+                let not_stored = Some(CacheStatus::Miss(NotStored::Status));
+                assert_eq!(unknown.cache, not_stored, "{kind}");
+            }
+            assert_eq!(routed.calls(), 3, "{kind}");
+        }
+    }
+
+    /// Around the router, axum has already emptied a `HEAD` response's body and set its
+    /// length: `HEAD` is still answered from the `GET` entry, and a `HEAD` miss still never
+    /// answers a `GET`.
+    #[tokio::test]
+    async fn head_around_the_router() {
+        for (kind, cache) in caches() {
+            let origin = Origin::default();
+            let app = Router::new().route("/view/", counting(&origin, &[]));
+            let site = CacheLayer::new(cache).around(app);
+            send(&site, request(Method::HEAD, "/other/", &[])).await;
+            send(&site, get_req("/view/")).await;
+            let head = send(&site, request(Method::HEAD, "/view/", &[])).await;
+            assert_eq!(head.cache, Some(CacheStatus::Hit), "{kind}");
+            assert!(head.body.is_empty(), "{kind}");
+            assert_eq!(head.header("content-length"), Some("13"), "{kind}");
+
+            let app = Router::new().route("/view/", counting(&origin, &[]));
+            let site = CacheLayer::new(Cache::new(MemoryStore::new())).around(app);
+            send(&site, request(Method::HEAD, "/view/", &[])).await;
+            let again = send(&site, request(Method::HEAD, "/view/", &[])).await;
+            assert_eq!(again.cache, Some(CacheStatus::Hit), "{kind}");
+            assert_eq!(again.header("content-length"), Some("13"), "{kind}");
+            let get = send(&site, get_req("/view/")).await;
+            assert_eq!(
+                (get.text(), get.cache),
+                ("Hello World 3", Some(CacheStatus::Stored))
+            );
+            assert_eq!(origin.calls(), 3, "{kind}");
+        }
+    }
 }
 
 #[cfg(feature = "axum")]
@@ -1554,6 +1622,47 @@ mod nesting {
                 );
             }
             assert_eq!((v1.calls(), v2.calls() - 100), (1, 1), "{kind}");
+        }
+    }
+
+    /// Middleware on the router that rewrites the request after routing (here, the query from
+    /// a cookie, and the path) changes what the handler sees: the key follows the rewrite,
+    /// not the URL as received.
+    #[tokio::test]
+    async fn a_request_rewritten_after_routing_is_keyed_as_rewritten() {
+        let rewrite = |mut request: Request<Body>, next: axum::middleware::Next| {
+            let cookie = request.headers().get("cookie").cloned();
+            let lang = cookie.as_ref().and_then(|value| value.to_str().ok());
+            let target = match lang {
+                Some("lang=fr") => "/page?lang=fr",
+                Some("lang=de") => "/seite",
+                _ => "/page?lang=en",
+            };
+            *request.uri_mut() = target.parse().unwrap();
+            next.run(request)
+        };
+        for (kind, cache) in caches() {
+            let app = Router::new()
+                .route(
+                    "/page",
+                    get(|uri: axum::http::Uri| async move { uri.to_string() }),
+                )
+                .layer(CacheLayer::new(cache))
+                .layer(axum::middleware::from_fn(rewrite));
+            for round in 0..2 {
+                for (lang, seen) in [
+                    ("lang=en", "/page?lang=en"),
+                    ("lang=fr", "/page?lang=fr"),
+                    ("lang=de", "/seite"),
+                ] {
+                    let reply =
+                        send(&app, request(Method::GET, "/page", &[("cookie", lang)])).await;
+                    assert_eq!(reply.text(), seen, "{kind} {lang}");
+                    if round == 1 {
+                        assert_eq!(reply.cache, Some(CacheStatus::Hit), "{kind} {lang}");
+                    }
+                }
+            }
         }
     }
 

@@ -19,8 +19,10 @@ use super::layer::{CacheLayer, CacheService};
 use super::serve::ResponseFuture;
 
 impl CacheLayer {
-    /// This cache around a whole router (or any axum service), ready for `axum::serve`: a hit is
-    /// answered before routing, as Django's per-site middleware answers before URL resolution.
+    /// This cache around a whole router, ready for `axum::serve`: a hit is answered before
+    /// routing, as Django's per-site middleware answers before URL resolution. Any other service
+    /// that answers axum requests without errors, with `Bytes` bodies, can take the router's
+    /// place (a router already wrapped in middleware, for example).
     ///
     /// [`Router::layer`](axum::Router::layer) puts a layer after routing, so every hit is routed
     /// first; around the router a hit costs less than the cheapest handler. The layer still
@@ -46,7 +48,8 @@ impl CacheLayer {
     }
 }
 
-/// A router (or any axum service) behind the per-site cache, made by [`CacheLayer::around`].
+/// A router (or another infallible axum service) behind the per-site cache, made by
+/// [`CacheLayer::around`].
 /// Its responses have axum's own body type, as `axum::serve` requires.
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 #[derive(Clone)]

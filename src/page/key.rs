@@ -52,7 +52,7 @@ impl<'a> Url<'a> {
     /// follow the one and a handler that reads `Host` the other, so an attacker could store
     /// a page rendered for their host under the victim's URL.
     pub(crate) fn of_request(parts: &'a Parts, ignored: &[String]) -> Result<Url<'a>, Bypass> {
-        let uri = requested_uri(parts);
+        let uri = &parts.uri;
         let scheme = uri.scheme_str().unwrap_or("http");
         let mut hosts = parts.headers.get_all(http::header::HOST).iter();
         let host_header = match (hosts.next(), hosts.next()) {
@@ -68,10 +68,7 @@ impl<'a> Url<'a> {
             (Some(authority), _) => authority.as_str(),
             (None, host) => host.unwrap_or(""),
         };
-        let path_and_query = uri
-            .path_and_query()
-            .map_or("/", |path_and_query| path_and_query.as_str());
-        Url::new(scheme, host, path_and_query, ignored)
+        Url::new(scheme, host, requested_path_and_query(parts), ignored)
     }
 
     /// The URL of an absolute URI such as `https://example.com/a?b=c`.
@@ -81,7 +78,7 @@ impl<'a> Url<'a> {
         Url::new(
             uri.scheme_str().unwrap_or("http"),
             host,
-            path_and_query,
+            Cow::Borrowed(path_and_query),
             ignored,
         )
     }
@@ -89,7 +86,7 @@ impl<'a> Url<'a> {
     fn new(
         scheme: &'a str,
         host: &'a str,
-        path_and_query: &'a str,
+        path_and_query: Cow<'a, str>,
         ignored: &[String],
     ) -> Result<Url<'a>, Bypass> {
         let mut uppercase = false;
@@ -104,23 +101,49 @@ impl<'a> Url<'a> {
         } else {
             Cow::Borrowed(host)
         };
+        let path_and_query = match path_and_query {
+            Cow::Borrowed(path_and_query) => without_params(path_and_query, ignored),
+            Cow::Owned(path_and_query) => match without_params(&path_and_query, ignored) {
+                Cow::Borrowed(_) => Cow::Owned(path_and_query),
+                Cow::Owned(kept) => Cow::Owned(kept),
+            },
+        };
         Ok(Url {
             scheme,
             host,
-            path_and_query: without_params(path_and_query, ignored),
+            path_and_query,
         })
     }
 }
 
-/// The URI the client asked for. Inside a router nested with axum's `Router::nest`, the
-/// request's URI has lost the nesting prefix (`/v1/users` reads `/users`), so two nested routers
-/// would share keys; axum keeps the URI as received in its `OriginalUri` extension.
-fn requested_uri(parts: &Parts) -> &http::Uri {
+/// The path and query that name the page. Inside a router nested with axum's `Router::nest`,
+/// the request's path has lost the nesting prefix (`/v1/users` reads `/users`), so two nested
+/// routers would share keys. axum keeps the URI as received in its `OriginalUri` extension:
+/// when the request's path is the tail of that URI's path (what stripping a prefix leaves),
+/// the whole original path is used, with the request's query. A path that middleware rewrote
+/// into something else is keyed as rewritten, as the handler sees it.
+fn requested_path_and_query(parts: &Parts) -> Cow<'_, str> {
+    let current = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |path_and_query| path_and_query.as_str());
     #[cfg(feature = "axum")]
-    if let Some(axum::extract::OriginalUri(uri)) = parts.extensions.get() {
-        return uri;
+    if let Some(axum::extract::OriginalUri(original)) = parts.extensions.get() {
+        let (original_path, path) = (original.path(), parts.uri.path());
+        // Stripping a prefix from `/v1` leaves `/`: every original path ends with the empty
+        // rest.
+        let rest = if path == "/" { "" } else { path };
+        if original_path != path && original_path.ends_with(rest) {
+            let mut nested = String::with_capacity(original_path.len() + current.len());
+            nested.push_str(original_path);
+            if let Some(query) = parts.uri.query() {
+                nested.push('?');
+                nested.push_str(query);
+            }
+            return Cow::Owned(nested);
+        }
     }
-    &parts.uri
+    Cow::Borrowed(current)
 }
 
 /// Characters of a host name, IP literal or port. Anything else (`/`, `@`, spaces) would make the
