@@ -216,7 +216,8 @@ async fn interleaved_rounds(
             (low.min(*r), high.max(*r))
         });
         println!(
-            "  {name:34} {:7.0} ns/request (median)   {:.2}x the bare handler (median of rounds; {low:.2}-{high:.2})",
+            "  {name:34} {:7.0} ns/request (median)   {:.2}x the bare handler \
+             (median of rounds; {low:.2}-{high:.2})",
             common::median(&mut times[kind].clone()),
             common::median(&mut ratios),
         );

@@ -25,7 +25,7 @@ impl CacheLayer {
     /// place (a router already wrapped in middleware, for example).
     ///
     /// [`Router::layer`](axum::Router::layer) puts a layer after routing, so every hit is routed
-    /// first; around the router a hit costs less than the cheapest handler. The layer still
+    /// first; around the router a hit costs about what the cheapest handler does. The layer still
     /// works on `Router::layer` (needed to cache only some routes, or to sit inside
     /// router-level middleware); see the [response caching chapter](crate::docs::page).
     ///
@@ -49,8 +49,7 @@ impl CacheLayer {
 }
 
 /// A router (or another infallible axum service) behind the per-site cache, made by
-/// [`CacheLayer::around`].
-/// Its responses have axum's own body type, as `axum::serve` requires.
+/// [`CacheLayer::around`]. Its responses have axum's own body type, as `axum::serve` requires.
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 #[derive(Clone)]
 pub struct CachedRouter<S = Router> {
