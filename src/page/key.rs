@@ -375,6 +375,44 @@ mod tests {
         key
     }
 
+    /// The path and query a request is keyed on, inside a router that received `original`.
+    #[cfg(feature = "axum")]
+    fn keyed(original: &str, current: &str) -> String {
+        let mut parts = parts(current, Some("example.com"));
+        parts
+            .extensions
+            .insert(axum::extract::OriginalUri(original.parse().unwrap()));
+        requested_path_and_query(&parts).into_owned()
+    }
+
+    #[cfg(feature = "axum")]
+    #[test]
+    fn a_stripped_nesting_prefix_is_put_back_and_rewrites_are_kept() {
+        let cases = [
+            // Not nested: the request as it is.
+            ("/users?a=1", "/users?a=1", "/users?a=1"),
+            // Nested at /v1 (and at /v1 again inside): the whole path, the request's query.
+            ("/v1/users?a=1", "/users?a=1", "/v1/users?a=1"),
+            ("/v1/v1/users", "/users", "/v1/v1/users"),
+            ("/v1/users", "/users?lang=fr", "/v1/users?lang=fr"),
+            // The nesting root: `/v1` and `/v1/` both arrive as `/`, and stay apart.
+            ("/v1", "/", "/v1"),
+            ("/v1/?q=2", "/?q=2", "/v1/?q=2"),
+            // Rewritten by middleware after routing: keyed as the handler sees it.
+            ("/page", "/seite", "/seite"),
+            ("/page?x=1", "/page?lang=en", "/page?lang=en"),
+            ("/v1/users", "/people", "/people"),
+        ];
+        for (original, current, key) in cases {
+            assert_eq!(keyed(original, current), key, "{original} as {current}");
+        }
+        // Without `OriginalUri` (outside any router): the request's own target.
+        assert_eq!(
+            requested_path_and_query(&parts("/x?y", None)),
+            Cow::Borrowed("/x?y")
+        );
+    }
+
     fn variant_key(
         primary: &str,
         generation: u64,
