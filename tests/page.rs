@@ -1500,6 +1500,7 @@ mod around_the_router {
         let server = tokio::spawn(axum::serve(listener, site.into_make_service()).into_future());
         let first = http_get(address, "/view/").await;
         let second = http_get(address, "/view/").await;
+        http_get(address, "/nowhere").await;
         let unknown = http_get(address, "/nowhere").await;
         server.abort();
         assert!(first.starts_with("http/1.1 200"), "{first}");
@@ -1508,7 +1509,8 @@ mod around_the_router {
         assert!(second.contains("cache-status: axum-cache; hit"), "{second}");
         assert!(second.ends_with("hello world 1"), "{second}");
         assert!(second.contains("\r\nage: "), "{second}");
-        // Unknown paths reach the router's fallback, and its 404 is not stored.
+        // Unknown paths reach the router's fallback, and its 404 is not stored: the second
+        // request for one is no hit either.
         assert!(unknown.starts_with("http/1.1 404"), "{unknown}");
         assert!(!unknown.contains("; hit"), "{unknown}");
         assert_eq!(origin.calls(), 1);
