@@ -403,10 +403,10 @@ impl Config {
             if let Some(entry) = &probe.entry
                 && !entry.tags.is_empty()
             {
-                let current = self
-                    .cache
-                    .tags_current(&entry.tags, entry.started_micros)
-                    .await;
+                // Boxed: only tagged pages wait for this, and inline it would add its size to
+                // every lookup's future.
+                let current =
+                    Box::pin(self.cache.tags_current(&entry.tags, entry.started_micros)).await;
                 if current != Some(true) {
                     probe.entry = None;
                 }

@@ -216,7 +216,8 @@ async fn settle<B>(
         round += 1;
         if let Some(receiver) = wait_for.take() {
             config.counters.coalesced.fetch_add(1, Ordering::Relaxed);
-            match flight::wait(receiver, config.wait_timeout).await {
+            // Boxed, as the lock below: rare paths, kept out of the size of every lookup's future.
+            match Box::pin(flight::wait(receiver, config.wait_timeout)).await {
                 // The page cannot be shared, or the leader is too slow: ask the origin now.
                 Waited::Done(Outcome::NotStorable) | Waited::TimedOut => join = false,
                 Waited::Done(Outcome::Stored) | Waited::LeaderGone => {}
@@ -243,7 +244,8 @@ async fn settle<B>(
         match config.flights.join(pending.flight_key.clone()) {
             Role::Leader(leader) => {
                 pending.leader = Some(leader);
-                if let Some(hit) = config.lock_across_processes(&mut pending, parts).await {
+                let locked = Box::pin(config.lock_across_processes(&mut pending, parts)).await;
+                if let Some(hit) = locked {
                     return Settled::Answer(config.answer(hit, parts, CacheStatus::Hit));
                 }
                 return Settled::Ask(Then::Finish(pending));
