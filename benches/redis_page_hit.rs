@@ -12,7 +12,12 @@
 //! Every measurement keeps [`IN_FLIGHT`] operations in flight on a two-worker runtime (the
 //! machine has two cores, and `redis-server` needs one of them too). After criterion's own
 //! report, interleaved rounds of all five give the throughputs and the ratio printed last, so
-//! that a change in the machine's load during the run affects all of them alike.
+//! that a change in the machine's load during the run affects all of them alike. The rounds
+//! also print the CPU time this process spends per operation, a steadier figure than
+//! throughput on a machine where the two busy workers and `redis-server` share two cores.
+//!
+//! The HTTP subjects get their requests and give their bodies as hyper would: request values
+//! shared rather than copied, bodies read frame by frame (see [`request`] and [`body_bytes`]).
 
 mod common;
 #[path = "../tests/support/mod.rs"]
@@ -25,7 +30,8 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::Request;
+use axum::http::header::{ACCEPT_ENCODING, HOST, USER_AGENT};
+use axum::http::{HeaderValue, Request, Uri};
 use axum::routing::get;
 use axum_cache::page::CachedRouter;
 use axum_cache::store::{RedisStore, Store};
@@ -46,14 +52,34 @@ const PREFIX: &str = "bench";
 
 static PAGE: [u8; 2048] = [b'x'; 2048];
 
+/// A request as hyper hands one to the service: its URI and header values share the
+/// connection's read buffer, so they are made here without copying (from static strings) rather
+/// than through `Request::builder`, which copies each into an allocation of its own.
 fn request() -> Request<Body> {
-    Request::builder()
-        .uri("/page")
-        .header("host", "bench.example.com")
-        .header("accept-encoding", "gzip, br")
-        .header("user-agent", "criterion")
-        .body(Body::empty())
-        .expect("request")
+    let mut request = Request::new(Body::empty());
+    *request.uri_mut() = Uri::from_static("/page");
+    let headers = request.headers_mut();
+    headers.insert(HOST, HeaderValue::from_static("bench.example.com"));
+    headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip, br"));
+    headers.insert(USER_AGENT, HeaderValue::from_static("criterion"));
+    request
+}
+
+/// A response body's bytes, read as hyper writes a body out: frame by frame, with no buffer to
+/// gather them in when there is only one.
+async fn body_bytes(mut body: Body) -> Bytes {
+    let mut bytes = Bytes::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.expect("body").into_data() else {
+            continue;
+        };
+        bytes = if bytes.is_empty() {
+            data
+        } else {
+            [bytes, data].concat().into()
+        };
+    }
+    bytes
 }
 
 /// What is measured, set up once.
@@ -93,8 +119,7 @@ impl Subjects {
             .oneshot(request())
             .await
             .expect("response");
-        let body = response.into_body().collect().await.expect("body");
-        body.to_bytes()
+        body_bytes(response.into_body()).await
     }
 
     async fn page_hit(&self) -> Bytes {
@@ -111,8 +136,7 @@ impl Subjects {
         if response.extensions().get::<CacheStatus>() != Some(&CacheStatus::Hit) {
             self.not_hits.fetch_add(1, Ordering::Relaxed);
         }
-        let body = response.into_body().collect().await.expect("body");
-        body.to_bytes()
+        body_bytes(response.into_body()).await
     }
 }
 
@@ -132,6 +156,17 @@ const KINDS: [(&str, Kind); 5] = [
     ("cache_layer_hit", Kind::PageHit),
     ("route_layer_hit", Kind::RoutedPageHit),
 ];
+
+/// CPU time this process's threads have used so far (on Linux, from `/proc`; `None` elsewhere).
+/// `redis-server` is another process: what it spends per `GET` is the same whatever asks.
+fn process_cpu() -> Option<Duration> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
+}
 
 /// Runs `count` operations of `kind` with [`IN_FLIGHT`] of them in flight, and returns how long
 /// that took.
@@ -285,12 +320,17 @@ fn redis_page_hit(c: &mut Criterion) {
 /// runs first or last), and the throughputs and ratios from them.
 fn interleaved_rounds(rt: &tokio::runtime::Runtime, subjects: &Subjects) {
     let mut rates: [Vec<f64>; 5] = Default::default();
+    let mut cpu: [Vec<f64>; 5] = Default::default();
     rt.block_on(async {
         for round in 0..ROUNDS {
             for turn in 0..KINDS.len() {
                 let index = (round + turn) % KINDS.len();
+                let cpu_before = process_cpu();
                 let took = run(subjects, KINDS[index].1, ROUND).await;
                 rates[index].push(ROUND as f64 / took.as_secs_f64());
+                if let (Some(before), Some(after)) = (cpu_before, process_cpu()) {
+                    cpu[index].push((after - before).as_secs_f64() * 1e6 / ROUND as f64);
+                }
             }
         }
     });
@@ -327,6 +367,14 @@ fn interleaved_rounds(rt: &tokio::runtime::Runtime, subjects: &Subjects) {
         "  Router::layer hit     {routed:>9.0} req/s  ({:.2}x raw)",
         routed / raw
     );
+    if cpu.iter().all(|times| !times.is_empty()) {
+        let [raw, store, bare, page, routed] = cpu.map(|mut times| common::median(&mut times));
+        println!(
+            "  this process's CPU per operation (medians; redis-server's is the same for all): \
+             raw GET {raw:.2} us, RedisStore::get {store:.2} us, bare handler {bare:.2} us, \
+             CacheLayer::around hit {page:.2} us, Router::layer hit {routed:.2} us"
+        );
+    }
     println!(
         "  page hit / raw GET per round: {}",
         ratios
