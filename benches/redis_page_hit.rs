@@ -136,7 +136,13 @@ impl Subjects {
         if response.extensions().get::<CacheStatus>() != Some(&CacheStatus::Hit) {
             self.not_hits.fetch_add(1, Ordering::Relaxed);
         }
-        body_bytes(response.into_body()).await
+        let body = body_bytes(response.into_body()).await;
+        assert_eq!(
+            body.len(),
+            PAGE.len(),
+            "a hit gave less than the whole page"
+        );
+        body
     }
 }
 
