@@ -244,12 +244,7 @@ async fn set_up(server: &RedisServer) -> Subjects {
             .await
             .expect("response");
         let hit = response.extensions().get::<CacheStatus>() == Some(&CacheStatus::Hit);
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
+        let body = body_bytes(response.into_body()).await;
         assert_eq!(body.len(), PAGE.len());
         if hit {
             break;
