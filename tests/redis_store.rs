@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -302,12 +303,183 @@ mod standalone {
         );
         let pttl: i64 = redis.cli(&["PTTL", "touch:k"]).parse().unwrap();
         assert!((1..=1500).contains(&pttl), "{pttl}");
-        // Sub-millisecond TTLs are rounded up, not down to "delete".
-        store
-            .set("tiny", b("v"), Some(Duration::from_micros(1)))
+    }
+
+    /// How many times the server ran each command since its statistics were last reset
+    /// (`CONFIG RESETSTAT`), commands run by scripts included.
+    fn command_calls(server: &RedisServer) -> HashMap<String, u64> {
+        server
+            .cli(&["INFO", "commandstats"])
+            .lines()
+            .filter_map(|line| {
+                let (name, stats) = line.trim().strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = stats
+                    .split(',')
+                    .find_map(|stat| stat.strip_prefix("calls="))?;
+                Some((name.to_owned(), calls.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// Runs `operation` and returns the commands the server ran for it.
+    async fn commands_of<T>(
+        server: &RedisServer,
+        operation: impl Future<Output = T>,
+    ) -> HashMap<String, u64> {
+        server.cli(&["CONFIG", "RESETSTAT"]);
+        operation.await;
+        let mut calls = command_calls(server);
+        // The statistics' own readers.
+        calls.remove("config|resetstat");
+        calls.remove("info");
+        calls
+    }
+
+    fn only(commands: &[(&str, u64)]) -> HashMap<String, u64> {
+        commands
+            .iter()
+            .map(|&(name, calls)| (name.to_owned(), calls))
+            .collect()
+    }
+
+    /// The atomic, non-blocking commands the store's documentation names: one `MGET` for many
+    /// keys, `UNLINK` (never `DEL`), `SCAN` (never `KEYS`, never a flush) for prefixes and
+    /// patterns, and a sub-millisecond expiry rounded up rather than turned into a delete.
+    #[tokio::test]
+    async fn each_operation_sends_the_commands_the_docs_name() {
+        let Some(server) = redis::own_server() else {
+            return;
+        };
+        let store = store(&server.url(), "cmds").await;
+        let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+        let minute = Some(Duration::from_secs(60));
+        let entries = keys.iter().map(|key| (key.clone(), b("v"))).collect();
+        let calls = commands_of(&server, store.set_many(entries, minute)).await;
+        assert_eq!(calls, only(&[("set", 20)]));
+        let calls = commands_of(&server, store.get_many(&keys)).await;
+        assert_eq!(calls, only(&[("mget", 1)]));
+        let calls = commands_of(&server, store.add("k0", b("w"), minute)).await;
+        assert_eq!(calls, only(&[("set", 1)]));
+        let calls = commands_of(&server, store.delete_many(&keys[..5])).await;
+        assert_eq!(calls, only(&[("unlink", 1)]));
+        let calls = commands_of(&server, store.touch("k5", minute)).await;
+        assert_eq!(calls, only(&[("pexpire", 1)]));
+        let calls = commands_of(
+            &server,
+            store.set("tiny", b("v"), Some(Duration::from_micros(1))),
+        )
+        .await;
+        assert_eq!(calls, only(&[("set", 1)]), "rounded up, not a delete");
+
+        let calls = commands_of(&server, store.delete_pattern("k1*")).await;
+        assert_eq!(calls, only(&[("scan", 1), ("unlink", 1)]));
+        server.cli(&["SET", "foreign", "kept"]);
+        let calls = commands_of(&server, store.clear()).await;
+        assert_eq!(calls, only(&[("scan", 1), ("unlink", 1)]));
+        assert_eq!(server.cli(&["DBSIZE"]), "1", "only the foreign key is left");
+    }
+
+    /// A proxy to `port` that adds `latency` to everything the server sends, as a distant
+    /// server would: a command that waits for its answer before the next is sent pays it once
+    /// per command, a pipeline once in all. Returns the proxy's port.
+    async fn distant(port: u16, latency: Duration) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy_port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+                    continue;
+                };
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_server, mut to_server) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut from_client, &mut to_server).await;
+                });
+                let (chunks, mut delayed) = tokio::sync::mpsc::unbounded_channel();
+                tokio::spawn(async move {
+                    let mut buffer = vec![0; 64 << 10];
+                    while let Ok(read @ 1..) = from_server.read(&mut buffer).await {
+                        let due = tokio::time::Instant::now() + latency;
+                        if chunks.send((due, buffer[..read].to_vec())).is_err() {
+                            break;
+                        }
+                    }
+                });
+                tokio::spawn(async move {
+                    while let Some((due, chunk)) = delayed.recv().await {
+                        tokio::time::sleep_until(due).await;
+                        if to_client.write_all(&chunk).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        proxy_port
+    }
+
+    /// `set_many` and `get_many` take one round trip however many keys they have.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_keys_take_one_round_trip() {
+        let Some(server) = redis::own_server() else {
+            return;
+        };
+        let latency = Duration::from_millis(100);
+        let port = distant(server.port(), latency).await;
+        let store = RedisStore::builder(format!("redis://127.0.0.1:{port}"))
+            .prefix("trips")
+            .command_timeout(RELAXED)
+            .connect_timeout(RELAXED)
+            .build()
             .await
             .unwrap();
-        assert_eq!(redis.cli(&["EXISTS", "touch:missing"]), "0");
+        let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+        let entries = keys.iter().map(|key| (key.clone(), b("v"))).collect();
+        // One key at a time, 40 round trips would take 4 s.
+        let started = Instant::now();
+        assert!(store.set_many(entries, None).await.unwrap().is_empty());
+        let set = started.elapsed();
+        let started = Instant::now();
+        let found = store.get_many(&keys).await.unwrap();
+        let get = started.elapsed();
+        assert!(
+            found
+                .iter()
+                .all(|value| value.as_deref() == Some(&b"v"[..]))
+        );
+        for took in [set, get] {
+            assert!(
+                (latency..latency * 10).contains(&took),
+                "set_many {set:?}, get_many {get:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_default_pool_and_command_timeout_take_effect() {
+        let Some(server) = redis::own_server() else {
+            return;
+        };
+        let store = RedisStore::builder(server.url()).build().await.unwrap();
+        let clients = server.cli(&["CLIENT", "LIST"]);
+        let connections = clients
+            .lines()
+            .filter(|client| !client.contains("cmd=client|list"))
+            .count();
+        assert_eq!(connections, RedisStore::DEFAULT_POOL_SIZE, "{clients}");
+
+        server.pause();
+        let started = Instant::now();
+        let result = store.get("k").await;
+        let waited = started.elapsed();
+        server.resume();
+        assert!(matches!(result, Err(StoreError::Timeout)), "{result:?}");
+        assert!(
+            (RedisStore::DEFAULT_COMMAND_TIMEOUT..RELAXED).contains(&waited),
+            "{waited:?}"
+        );
+        assert_eq!(store.stats().timeouts, 1);
     }
 
     #[tokio::test]
@@ -507,6 +679,39 @@ mod configuration {
             started.elapsed()
         );
     }
+
+    /// A peer that accepts the connection and never answers (a hung server, or something else
+    /// on the port): only the connect timeout can end the build.
+    #[tokio::test]
+    async fn building_against_a_silent_peer_fails_at_the_connect_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let timeout = Duration::from_millis(300);
+        let started = Instant::now();
+        let result = RedisStore::builder(format!("redis://127.0.0.1:{port}"))
+            .connect_timeout(timeout)
+            .build()
+            .await;
+        let waited = started.elapsed();
+        silent.abort();
+        assert!(
+            matches!(
+                result,
+                Err(axum_cache::Error::Store(
+                    StoreError::Timeout | StoreError::Unavailable(_)
+                ))
+            ),
+            "{result:?}"
+        );
+        assert!(waited >= timeout, "gave up before the timeout: {waited:?}");
+        assert!(waited < RELAXED, "{waited:?}");
+    }
 }
 
 #[cfg(feature = "redis-tls")]
@@ -678,6 +883,14 @@ mod cluster {
         let lock = store.lock("job", RELAXED).await.unwrap().expect("free");
         assert!(store.lock("job", RELAXED).await.unwrap().is_none());
         assert!(lock.release().await.unwrap());
+
+        // Asked for explicitly, a flush empties every primary, other prefixes' keys included.
+        let entries = keys.iter().map(|key| (key.clone(), b("v"))).collect();
+        assert!(store.set_many(entries, None).await.unwrap().is_empty());
+        assert!(cluster.key_counts().iter().all(|&count| count > 0));
+        store.flush_db().await.unwrap();
+        let counts = cluster.key_counts();
+        assert!(counts.iter().all(|&count| count == 0), "{counts:?}");
     }
 }
 
