@@ -884,6 +884,23 @@ mod cluster {
         assert!(store.lock("job", RELAXED).await.unwrap().is_none());
         assert!(lock.release().await.unwrap());
 
+        // The cluster's URL form, as `Cache::from_url` takes it.
+        let url = format!(
+            "{}&store_prefix=fromurl&command_timeout_ms=5000",
+            cluster.url()
+        );
+        let cache = Cache::from_url(&url).await.unwrap();
+        assert!(format!("{cache:?}").contains("clustered: true"));
+        cache
+            .set("greeting", "hello", Timeout::Default)
+            .await
+            .unwrap();
+        assert_eq!(
+            cache.get::<String>("greeting").await.unwrap().as_deref(),
+            Some("hello")
+        );
+        assert_eq!(cluster.cli(&["EXISTS", "fromurl::1:greeting"]), "1");
+
         // Asked for explicitly, a flush empties every primary, other prefixes' keys included.
         let entries = keys.iter().map(|key| (key.clone(), b("v"))).collect();
         assert!(store.set_many(entries, None).await.unwrap().is_empty());
