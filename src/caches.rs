@@ -164,7 +164,8 @@ impl Cache {
     /// A Redis URL is `RedisStore::builder`'s URL (with its
     /// `node`, `sentinelServiceName`, `sentinelUsername` and `sentinelPassword` parameters) and
     /// takes the store settings `store_prefix`, `command_timeout_ms`, `connect_timeout_ms`,
-    /// `pool_size`, `failure_threshold` and `cool_down_ms`, for example
+    /// `pool_size`, `failure_threshold`, `cool_down_ms`, `reconnect_min_ms` and
+    /// `reconnect_max_ms`, for example
     /// `redis://cache.internal:6379/0?store_prefix=shop&command_timeout_ms=50&key_prefix=v2`.
     /// With the `redis-tls` feature, `rediss://` (and `rediss+cluster://`,
     /// `rediss+sentinel://`) connect over TLS, and `tls_ca_file` (PEM authorities to trust
@@ -298,6 +299,20 @@ async fn redis_store(
         builder = builder.breaker(
             failures.unwrap_or(RedisStore::DEFAULT_FAILURE_THRESHOLD),
             cool_down.unwrap_or(RedisStore::DEFAULT_COOL_DOWN),
+        );
+    }
+    let reconnect_min = params
+        .take("reconnect_min_ms")
+        .map(|value| millis("reconnect_min_ms", &value))
+        .transpose()?;
+    let reconnect_max = params
+        .take("reconnect_max_ms")
+        .map(|value| millis("reconnect_max_ms", &value))
+        .transpose()?;
+    if reconnect_min.is_some() || reconnect_max.is_some() {
+        builder = builder.reconnect_backoff(
+            reconnect_min.unwrap_or(RedisStore::DEFAULT_RECONNECT_MIN),
+            reconnect_max.unwrap_or(RedisStore::DEFAULT_RECONNECT_MAX),
         );
     }
     let tls_ca = params.take("tls_ca_file");
@@ -514,6 +529,10 @@ mod tests {
         for (url, needle) in [
             ("redis://127.0.0.1:9?pool_size=many", "pool_size"),
             ("redis://127.0.0.1:9?cool_down_ms=-1", "cool_down_ms"),
+            (
+                "redis://127.0.0.1:9?reconnect_max_ms=1s",
+                "reconnect_max_ms",
+            ),
             ("redis://127.0.0.1:9?store_prefix=", "prefix"),
             ("redis://127.0.0.1:9?timeout=soon", "timeout"),
             ("redis://127.0.0.1:9?bogus=1", "unknown parameter \"bogus\""),

@@ -595,7 +595,8 @@ mod standalone {
         let Some(redis) = redis::redis() else { return };
         let url = format!(
             "{}/0?store_prefix=fromurl&command_timeout_ms=2000&connect_timeout_ms=2000\
-             &pool_size=2&failure_threshold=3&cool_down_ms=500&key_prefix=app&timeout=60",
+             &pool_size=2&failure_threshold=3&cool_down_ms=500&reconnect_min_ms=20\
+             &reconnect_max_ms=300&key_prefix=app&timeout=60",
             redis.url()
         );
         let cache = Cache::from_url(&url).await.unwrap();
@@ -616,6 +617,8 @@ mod standalone {
         let debug = format!("{cache:?}");
         assert!(debug.contains("RedisStore"), "{debug}");
         assert!(debug.contains("command_timeout: 2s"), "{debug}");
+        assert!(debug.contains("pool_size: 2"), "{debug}");
+        assert!(debug.contains("min_delay: 20, max_delay: 300"), "{debug}");
         for (bad, needle) in [
             ("?pool_size=many", "pool_size"),
             ("?command_timeout_ms=", "command_timeout_ms"),

@@ -115,8 +115,8 @@ impl RedisStoreBuilder {
             options: RedisOptions::default(),
             pool_size: RedisStore::DEFAULT_POOL_SIZE,
             connect_timeout: RedisStore::DEFAULT_CONNECT_TIMEOUT,
-            reconnect_min: Duration::from_millis(100),
-            reconnect_max: Duration::from_secs(1),
+            reconnect_min: RedisStore::DEFAULT_RECONNECT_MIN,
+            reconnect_max: RedisStore::DEFAULT_RECONNECT_MAX,
             #[cfg(feature = "redis-tls")]
             tls: super::tls::TlsSettings::default(),
         }

@@ -169,6 +169,10 @@ impl RedisStore {
     pub const DEFAULT_FAILURE_THRESHOLD: u32 = 5;
     /// The default time the breaker stays open before probing Redis again: 1 s.
     pub const DEFAULT_COOL_DOWN: Duration = Duration::from_secs(1);
+    /// The default first pause before reconnecting after a lost connection: 100 ms.
+    pub const DEFAULT_RECONNECT_MIN: Duration = Duration::from_millis(100);
+    /// The default longest pause between reconnection attempts: 1 s.
+    pub const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(1);
 
     /// Starts configuring a store for `url`:
     ///
@@ -770,6 +774,7 @@ impl fmt::Debug for RedisStore {
             .field("command_timeout", &self.inner.command_timeout)
             .field("clustered", &self.clustered())
             .field("pool_size", &self.inner.pool.size())
+            .field("reconnect", &self.inner.pool.client_reconnect_policy())
             .field("stats", &self.stats())
             .finish()
     }
