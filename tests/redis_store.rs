@@ -717,6 +717,100 @@ mod configuration {
     }
 }
 
+/// Something on the port that speaks the protocol but is not Redis: it answers `+PONG` to every
+/// command. Returns its port.
+async fn impostor() -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut received = Vec::new();
+                let mut buffer = [0; 4096];
+                while let Ok(read @ 1..) = socket.read(&mut buffer).await {
+                    received.extend_from_slice(&buffer[..read]);
+                    let (commands, used) = whole_commands(&received);
+                    received.drain(..used);
+                    if socket
+                        .write_all(&b"+PONG\r\n".repeat(commands))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// How many whole commands (arrays of bulk strings) `bytes` starts with, and their length.
+fn whole_commands(bytes: &[u8]) -> (usize, usize) {
+    fn line(bytes: &[u8], at: usize) -> Option<(usize, usize)> {
+        let end = at
+            + bytes
+                .get(at..)?
+                .windows(2)
+                .position(|pair| pair == b"\r\n")?;
+        let number = std::str::from_utf8(bytes.get(at + 1..end)?)
+            .ok()?
+            .parse()
+            .ok()?;
+        Some((number, end + 2))
+    }
+    fn command(bytes: &[u8], at: usize) -> Option<usize> {
+        let (parts, mut at) = line(bytes, at)?;
+        for _ in 0..parts {
+            let (length, start) = line(bytes, at)?;
+            at = start + length + 2;
+            bytes.get(..at)?;
+        }
+        Some(at)
+    }
+    let (mut count, mut used) = (0, 0);
+    while let Some(end) = command(bytes, used) {
+        (count, used) = (count + 1, end);
+    }
+    (count, used)
+}
+
+/// Replies that are not what Redis would send are errors (never a write, an `add` or a lock
+/// taken for done), and not outages: the breaker stays closed.
+#[tokio::test]
+async fn a_peer_that_is_not_redis_never_passes_for_success() {
+    let port = impostor().await;
+    let store = RedisStore::builder(format!("redis://127.0.0.1:{port}"))
+        .command_timeout(RELAXED)
+        .build()
+        .await
+        .expect("connects");
+    let set = store.set("k", b("v"), None).await;
+    assert!(matches!(set, Err(StoreError::Backend(_))), "{set:?}");
+    let add = store.add("k", b("v"), None).await;
+    assert!(matches!(add, Err(StoreError::Backend(_))), "{add:?}");
+    let lock = store.lock("job", RELAXED).await;
+    assert!(matches!(lock, Err(StoreError::Backend(_))), "{lock:?}");
+    let entries = vec![("a".to_owned(), b("1")), ("b".to_owned(), b("2"))];
+    assert_eq!(
+        store.set_many(entries, None).await.unwrap(),
+        ["a", "b"],
+        "none stored"
+    );
+    let deleted = store.delete("k").await;
+    assert!(
+        matches!(deleted, Err(StoreError::Backend(_))),
+        "{deleted:?}"
+    );
+    let stats = store.stats();
+    assert_eq!(
+        (stats.failures, stats.breaker_open),
+        (0, false),
+        "{stats:?}"
+    );
+}
+
 #[cfg(feature = "redis-tls")]
 mod tls {
     use super::*;

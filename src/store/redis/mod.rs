@@ -292,7 +292,7 @@ impl RedisStore {
                 false,
             )))
             .await?;
-        Ok((!matches!(reply, Value::Null))
+        Ok(set_reply(&reply)?
             .then(|| RedisLock::new(self.clone(), key.to_owned(), redis_key, token)))
     }
 
@@ -515,6 +515,18 @@ fn unexpected(what: &str, reply: &Value) -> StoreError {
     StoreError::Backend(format!("unexpected Redis reply to {what}: {reply:?}").into())
 }
 
+/// A `SET` reply: `OK` when the value was written, nil when a condition (`NX`) kept it from
+/// being written. Anything else (a peer that is not Redis) is an error rather than taken for
+/// success: an `add` or a lock must never believe it won on a reply that says nothing.
+fn set_reply(reply: &Value) -> Result<bool, StoreError> {
+    match reply {
+        Value::Null => Ok(false),
+        Value::String(text) if &**text == "OK" => Ok(true),
+        Value::Bytes(bytes) if &bytes[..] == b"OK" => Ok(true),
+        _ => Err(unexpected("SET", reply)),
+    }
+}
+
 /// A bulk-string reply as bytes; nil as `None`.
 fn bytes_reply(reply: Value) -> Result<Option<Bytes>, StoreError> {
     match reply {
@@ -625,10 +637,14 @@ impl Store for RedisStore {
                 Expiry::Never => None,
                 Expiry::Millis(millis) => Some(Expiration::PX(millis)),
             };
-            let _: Value = self
+            let reply: Value = self
                 .run(fred(self.client().set(key, value, expiration, None, false)))
                 .await?;
-            Ok(())
+            if set_reply(&reply)? {
+                Ok(())
+            } else {
+                Err(unexpected("SET", &reply))
+            }
         })
     }
 
@@ -658,7 +674,7 @@ impl Store for RedisStore {
             Ok(entries
                 .into_iter()
                 .zip(replies)
-                .filter(|(_, reply)| reply.is_err())
+                .filter(|(_, reply)| !matches!(reply.as_ref().map(set_reply), Ok(Ok(true))))
                 .map(|((key, _), _)| key)
                 .collect())
         })
@@ -684,7 +700,7 @@ impl Store for RedisStore {
                     false,
                 )))
                 .await?;
-            Ok(!matches!(reply, Value::Null))
+            set_reply(&reply)
         })
     }
 
