@@ -203,10 +203,7 @@ impl Cache {
             .map(|value| parse_timeout(&value))
             .transpose()?;
         let key_prefix = params.take("key_prefix");
-        let version = params
-            .take("version")
-            .map(|value| parse_number("version", &value))
-            .transpose()?;
+        let version = params.number("version")?;
         let ignore_errors = params
             .take("ignore_errors")
             .map(|value| parse_bool("ignore_errors", &value))
@@ -214,8 +211,8 @@ impl Cache {
         let store: Arc<dyn Store> = match scheme.as_str() {
             "memory" | "locmem" => {
                 let mut builder = MemoryStore::builder();
-                if let Some(value) = params.take("max_entries") {
-                    builder = builder.max_entries(parse_number("max_entries", &value)?);
+                if let Some(max_entries) = params.number("max_entries")? {
+                    builder = builder.max_entries(max_entries);
                 }
                 if let Some(value) = params.take("max_bytes") {
                     builder = builder.max_bytes(parse_size(&value)?);
@@ -262,7 +259,6 @@ async fn redis_store(
     params: &mut Params,
 ) -> Result<Arc<dyn Store>, Error> {
     use crate::store::RedisStore;
-    use std::time::Duration;
 
     let mut url = format!("{scheme}://{location}");
     if !passed.is_empty() {
@@ -273,42 +269,29 @@ async fn redis_store(
                 .finish(),
         );
     }
-    let millis = |name: &str, value: &str| parse_number(name, value).map(Duration::from_millis);
     let mut builder = RedisStore::builder(url);
     if let Some(value) = params.take("store_prefix") {
         builder = builder.prefix(value);
     }
-    if let Some(value) = params.take("command_timeout_ms") {
-        builder = builder.command_timeout(millis("command_timeout_ms", &value)?);
+    if let Some(timeout) = params.millis("command_timeout_ms")? {
+        builder = builder.command_timeout(timeout);
     }
-    if let Some(value) = params.take("connect_timeout_ms") {
-        builder = builder.connect_timeout(millis("connect_timeout_ms", &value)?);
+    if let Some(timeout) = params.millis("connect_timeout_ms")? {
+        builder = builder.connect_timeout(timeout);
     }
-    if let Some(value) = params.take("pool_size") {
-        builder = builder.pool_size(parse_number("pool_size", &value)?);
+    if let Some(size) = params.number("pool_size")? {
+        builder = builder.pool_size(size);
     }
-    let failures = params
-        .take("failure_threshold")
-        .map(|value| parse_number("failure_threshold", &value))
-        .transpose()?;
-    let cool_down = params
-        .take("cool_down_ms")
-        .map(|value| millis("cool_down_ms", &value))
-        .transpose()?;
+    let failures = params.number("failure_threshold")?;
+    let cool_down = params.millis("cool_down_ms")?;
     if failures.is_some() || cool_down.is_some() {
         builder = builder.breaker(
             failures.unwrap_or(RedisStore::DEFAULT_FAILURE_THRESHOLD),
             cool_down.unwrap_or(RedisStore::DEFAULT_COOL_DOWN),
         );
     }
-    let reconnect_min = params
-        .take("reconnect_min_ms")
-        .map(|value| millis("reconnect_min_ms", &value))
-        .transpose()?;
-    let reconnect_max = params
-        .take("reconnect_max_ms")
-        .map(|value| millis("reconnect_max_ms", &value))
-        .transpose()?;
+    let reconnect_min = params.millis("reconnect_min_ms")?;
+    let reconnect_max = params.millis("reconnect_max_ms")?;
     if reconnect_min.is_some() || reconnect_max.is_some() {
         builder = builder.reconnect_backoff(
             reconnect_min.unwrap_or(RedisStore::DEFAULT_RECONNECT_MIN),
@@ -390,6 +373,19 @@ impl Params {
 
     fn take(&mut self, name: &str) -> Option<String> {
         self.0.remove(name)
+    }
+
+    /// The parameter `name` as a number, if present.
+    fn number<T: std::str::FromStr>(&mut self, name: &str) -> Result<Option<T>, Error> {
+        self.take(name)
+            .map(|value| parse_number(name, &value))
+            .transpose()
+    }
+
+    /// The parameter `name` as a number of milliseconds, if present.
+    #[cfg(feature = "redis")]
+    fn millis(&mut self, name: &str) -> Result<Option<std::time::Duration>, Error> {
+        Ok(self.number(name)?.map(std::time::Duration::from_millis))
     }
 
     fn finish(self) -> Result<(), Error> {
