@@ -30,6 +30,18 @@ async fn store(url: &str, prefix: &str) -> RedisStore {
         .expect("connects")
 }
 
+/// Writes `"hello"` under `"greeting"` through `cache` and reads it back.
+async fn greets(cache: &Cache) {
+    cache
+        .set("greeting", "hello", Timeout::Default)
+        .await
+        .unwrap();
+    assert_eq!(
+        cache.get::<String>("greeting").await.unwrap().as_deref(),
+        Some("hello")
+    );
+}
+
 /// Polls `attempt` until it returns true, failing after `deadline`.
 async fn eventually<F, Fut>(deadline: Duration, what: &str, mut attempt: F) -> Duration
 where
@@ -600,14 +612,7 @@ mod standalone {
             redis.url()
         );
         let cache = Cache::from_url(&url).await.unwrap();
-        cache
-            .set("greeting", "hello", Timeout::Default)
-            .await
-            .unwrap();
-        assert_eq!(
-            cache.get::<String>("greeting").await.unwrap().as_deref(),
-            Some("hello")
-        );
+        greets(&cache).await;
         assert_eq!(redis.cli(&["EXISTS", "fromurl:app:1:greeting"]), "1");
         let ttl: i64 = redis
             .cli(&["TTL", "fromurl:app:1:greeting"])
@@ -988,14 +993,7 @@ mod cluster {
         );
         let cache = Cache::from_url(&url).await.unwrap();
         assert!(format!("{cache:?}").contains("clustered: true"));
-        cache
-            .set("greeting", "hello", Timeout::Default)
-            .await
-            .unwrap();
-        assert_eq!(
-            cache.get::<String>("greeting").await.unwrap().as_deref(),
-            Some("hello")
-        );
+        greets(&cache).await;
         assert_eq!(cluster.cli(&["EXISTS", "fromurl::1:greeting"]), "1");
 
         // Asked for explicitly, a flush empties every primary, other prefixes' keys included.
