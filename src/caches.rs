@@ -282,22 +282,24 @@ async fn redis_store(
     if let Some(size) = params.number("pool_size")? {
         builder = builder.pool_size(size);
     }
-    let failures = params.number("failure_threshold")?;
-    let cool_down = params.millis("cool_down_ms")?;
-    if failures.is_some() || cool_down.is_some() {
-        builder = builder.breaker(
-            failures.unwrap_or(RedisStore::DEFAULT_FAILURE_THRESHOLD),
-            cool_down.unwrap_or(RedisStore::DEFAULT_COOL_DOWN),
+    // Unset parameters keep the builder's defaults.
+    builder = builder
+        .breaker(
+            params
+                .number("failure_threshold")?
+                .unwrap_or(RedisStore::DEFAULT_FAILURE_THRESHOLD),
+            params
+                .millis("cool_down_ms")?
+                .unwrap_or(RedisStore::DEFAULT_COOL_DOWN),
+        )
+        .reconnect_backoff(
+            params
+                .millis("reconnect_min_ms")?
+                .unwrap_or(RedisStore::DEFAULT_RECONNECT_MIN),
+            params
+                .millis("reconnect_max_ms")?
+                .unwrap_or(RedisStore::DEFAULT_RECONNECT_MAX),
         );
-    }
-    let reconnect_min = params.millis("reconnect_min_ms")?;
-    let reconnect_max = params.millis("reconnect_max_ms")?;
-    if reconnect_min.is_some() || reconnect_max.is_some() {
-        builder = builder.reconnect_backoff(
-            reconnect_min.unwrap_or(RedisStore::DEFAULT_RECONNECT_MIN),
-            reconnect_max.unwrap_or(RedisStore::DEFAULT_RECONNECT_MAX),
-        );
-    }
     let tls_ca = params.take("tls_ca_file");
     let tls_identity = (params.take("tls_cert_file"), params.take("tls_key_file"));
     #[cfg(feature = "redis-tls")]
