@@ -13,6 +13,7 @@ use axum_cache::store::{RedisOptions, RedisStore, Store, StoreError};
 use axum_cache::{Cache, Timeout};
 use bytes::Bytes;
 use support::redis::{self, RedisServer};
+use support::tasks::eventually;
 
 /// Generous: these tests check behaviour, not speed, on a busy two-core machine.
 const RELAXED: Duration = Duration::from_secs(5);
@@ -40,22 +41,6 @@ async fn greets(cache: &Cache) {
         cache.get::<String>("greeting").await.unwrap().as_deref(),
         Some("hello")
     );
-}
-
-/// Polls `attempt` until it returns true, failing after `deadline`.
-async fn eventually<F, Fut>(deadline: Duration, what: &str, mut attempt: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let started = Instant::now();
-    loop {
-        if attempt().await {
-            return started.elapsed();
-        }
-        assert!(started.elapsed() < deadline, "{what} within {deadline:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 mod standalone {

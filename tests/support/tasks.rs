@@ -1,4 +1,5 @@
-//! Waiting for the tasks a request spawned, as a condition rather than a pause.
+//! Waiting for conditions rather than pausing: the tasks a request spawned, or a state that
+//! polling finds.
 
 #![allow(dead_code)]
 
@@ -29,5 +30,22 @@ impl Tasks {
             assert!(Instant::now() < deadline, "spawned tasks never finished");
             tokio::task::yield_now().await;
         }
+    }
+}
+
+/// Polls `attempt` until it returns true and returns how long that took, failing after
+/// `deadline`. The pause between attempts only paces the polling; the condition ends it.
+pub async fn eventually<F, Fut>(deadline: Duration, what: &str, mut attempt: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if attempt().await {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < deadline, "{what} within {deadline:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
