@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec;
-use crate::key::{self, KeyFn};
+use crate::key::{self, Digester, KeyFn};
 use crate::stampede::{self, Flights, HeldLock, Joined, Waited};
 use crate::store::{Store, StoreError, Ttl};
 use crate::{Error, Timeout};
@@ -65,6 +65,7 @@ struct Shared {
     default_timeout: Ttl,
     key_fn: Option<KeyFn>,
     ignore_errors: bool,
+    digester: Digester,
     store_errors: AtomicU64,
     flights: Arc<Flights<Bytes>>,
     coalesced: AtomicU64,
@@ -82,6 +83,7 @@ pub struct CacheBuilder {
     default_timeout: Ttl,
     key_fn: Option<KeyFn>,
     ignore_errors: bool,
+    digester: Digester,
     wait_timeout: Duration,
     lock: Option<(Duration, Duration)>,
 }
@@ -268,6 +270,11 @@ impl Cache {
         Ok(())
     }
 
+    /// What makes the digests that stand for request values in page keys and stored pages.
+    pub(crate) fn digester(&self) -> &Digester {
+        &self.shared.digester
+    }
+
     /// The version this handle reads and writes.
     pub fn version(&self) -> i64 {
         self.version
@@ -378,29 +385,39 @@ impl Cache {
     }
 
     pub(crate) fn note_store_error(&self, operation: &'static str, key: &str, error: &StoreError) {
-        self.shared.store_errors.fetch_add(1, Ordering::Relaxed);
-        crate::log::store_failure(operation, key, error);
+        self.note_store_error_at(operation, None, key, error);
     }
 
-    /// Decodes a stored value; a value that does not decode, or whose tag was invalidated, is
-    /// deleted and read as a miss. (Tags that cannot be checked are a miss that keeps it.)
-    async fn decode_or_evict<T: DeserializeOwned>(
+    /// Counts and logs a store failure about the page at URL path `path`, if any.
+    pub(crate) fn note_store_error_at(
         &self,
-        store_key: &str,
-        bytes: &[u8],
-    ) -> Option<T> {
-        let decoded = match self.live(bytes).await {
-            None => return None,
-            Some(false) => Err("a tag of the value was invalidated".to_owned()),
-            Some(true) => codec::decode(bytes),
-        };
-        match decoded {
-            Ok(value) => Some(value),
-            Err(reason) => {
-                crate::log::undecodable(store_key, &reason);
+        operation: &'static str,
+        path: Option<&str>,
+        key: &str,
+        error: &StoreError,
+    ) {
+        self.shared.store_errors.fetch_add(1, Ordering::Relaxed);
+        crate::log::store_failure(operation, path, key, error);
+    }
+
+    /// Decodes a stored value. A value whose tag was invalidated is deleted and read as a miss;
+    /// one that does not decode as `T` is a miss for this reader and stays in the store, since
+    /// another version of the application sharing the store may write and read it (a rolling
+    /// deploy). Tags that cannot be checked are a miss too.
+    async fn decode_live<T: DeserializeOwned>(&self, store_key: &str, bytes: &[u8]) -> Option<T> {
+        match self.live(bytes).await {
+            None => None,
+            Some(false) => {
                 self.evict(store_key).await;
                 None
             }
+            Some(true) => match codec::decode(bytes) {
+                Ok(value) => Some(value),
+                Err(reason) => {
+                    crate::log::undecodable(None, store_key, &reason);
+                    None
+                }
+            },
         }
     }
 
@@ -429,14 +446,14 @@ impl Cache {
 
     async fn read<T: DeserializeOwned>(&self, store_key: &str) -> Result<Option<T>, Error> {
         match self.shared.store.get(store_key).await {
-            Ok(Some(bytes)) => Ok(self.decode_or_evict(store_key, &bytes).await),
+            Ok(Some(bytes)) => Ok(self.decode_live(store_key, &bytes).await),
             Ok(None) => Ok(None),
             Err(error) => self.tolerate("get", store_key, error, None),
         }
     }
 
     /// The value under `key`, or `None` when it is missing, expired, or does not decode as `T`
-    /// (such a value is deleted).
+    /// (such a value stays in the store, for whoever wrote it).
     ///
     /// Django's `get(key, default)` is `get(key).await?.unwrap_or(default)`. A stored `None` is
     /// read back with `T = Option<_>`: `Some(None)`.
@@ -695,13 +712,14 @@ impl Cache {
             Err(error) => return self.tolerate("get", store_key, error, None),
         };
         Ok(self
-            .decode_or_evict::<T>(store_key, &bytes)
+            .decode_live::<T>(store_key, &bytes)
             .await
             .map(|_| bytes))
     }
 
     /// The values under `keys` that are present and decode as `T`, by the caller's keys.
-    /// Missing keys are left out; values that do not decode are deleted and left out.
+    /// Missing keys are left out, and so are values that do not decode as `T` (they stay in the
+    /// store).
     pub async fn get_many<T, I, K>(&self, keys: I) -> Result<HashMap<String, T>, Error>
     where
         T: DeserializeOwned,
@@ -723,7 +741,7 @@ impl Cache {
         let mut found = HashMap::new();
         for ((key, store_key), value) in keys.into_iter().zip(&store_keys).zip(values) {
             if let Some(bytes) = value
-                && let Some(value) = self.decode_or_evict(store_key, &bytes).await
+                && let Some(value) = self.decode_live(store_key, &bytes).await
             {
                 found.insert(key, value);
             }
@@ -1120,9 +1138,34 @@ impl CacheBuilder {
             default_timeout: Some(DEFAULT_TIMEOUT),
             key_fn: None,
             ignore_errors: false,
+            digester: Digester::default(),
             wait_timeout: DEFAULT_WAIT_TIMEOUT,
             lock: None,
         }
+    }
+
+    /// The secret that keys the digests standing for request values in page keys and stored
+    /// pages (default: none).
+    ///
+    /// The response caches never put a request's header values (`Authorization`, `Cookie`, any
+    /// header a page varies on) into a key or a stored page: they put a digest there instead.
+    /// Without a secret that digest is SHA-256, which hides a long random value such as a
+    /// session token but lets anyone who reads the store check a guess about a short one. With
+    /// a secret it is HMAC-SHA-256, which cannot be checked without the secret.
+    ///
+    /// Every process that shares the store must use the same secret, or they will not find each
+    /// other's varied pages. Changing it makes every varied page a miss once. The secret is
+    /// never shown by `Debug`.
+    ///
+    /// ```
+    /// # use axum_cache::{Cache, store::MemoryStore};
+    /// let secret = std::env::var("CACHE_KEY_SECRET").unwrap_or_default();
+    /// let cache = Cache::builder(MemoryStore::new()).key_secret(secret).build();
+    /// # let _ = cache;
+    /// ```
+    pub fn key_secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.digester = Digester::new(secret.as_ref());
+        self
     }
 
     /// Make [`get_or_set`](Cache::get_or_set) compute a missing value once across the
@@ -1203,6 +1246,7 @@ impl CacheBuilder {
                 default_timeout: self.default_timeout,
                 key_fn: self.key_fn,
                 ignore_errors: self.ignore_errors,
+                digester: self.digester,
                 store_errors: AtomicU64::new(0),
                 flights: Arc::default(),
                 coalesced: AtomicU64::new(0),
@@ -1225,6 +1269,7 @@ impl fmt::Debug for CacheBuilder {
             .field("default_timeout", &self.default_timeout)
             .field("custom_key_function", &self.key_fn.is_some())
             .field("ignore_errors", &self.ignore_errors)
+            .field("digests", &self.digester)
             .finish()
     }
 }

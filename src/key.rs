@@ -1,8 +1,9 @@
 //! Low-level cache keys: Django's `prefix:version:key`, made safe for every store.
 
-use std::fmt::Write;
+use std::fmt::{self, Write};
 use std::sync::Arc;
 
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
 /// The longest key handed to a store verbatim, in bytes (memcached's limit).
@@ -79,6 +80,73 @@ pub(crate) fn internal_key(kind: &str, key: &str) -> String {
     internal
 }
 
+/// The digest that stands for a request value (a header a page varies on, its `Authorization`)
+/// in keys and stored pages, so that the value itself never reaches a store or a log.
+pub(crate) type ValueDigest = [u8; 32];
+
+/// Makes [`ValueDigest`]s: HMAC-SHA-256 under the cache's key secret, or SHA-256 without one.
+///
+/// With a secret, a digest cannot be computed, or a guess about a value checked, by someone who
+/// reads the store but does not know the secret.
+#[derive(Clone, Default)]
+pub(crate) struct Digester {
+    /// The HMAC state with the secret already absorbed: cloned for each digest.
+    keyed: Option<Hmac<Sha256>>,
+}
+
+impl Digester {
+    /// A digester keyed with `secret`; an empty secret is none.
+    pub(crate) fn new(secret: &[u8]) -> Digester {
+        Digester {
+            keyed: (!secret.is_empty())
+                .then(|| Hmac::<Sha256>::new_from_slice(secret).ok())
+                .flatten(),
+        }
+    }
+
+    /// Whether a secret keys the digests.
+    pub(crate) fn is_keyed(&self) -> bool {
+        self.keyed.is_some()
+    }
+
+    /// The digest of `value`.
+    pub(crate) fn digest(&self, value: &[u8]) -> ValueDigest {
+        match &self.keyed {
+            Some(keyed) => {
+                let mut mac = keyed.clone();
+                mac.update(value);
+                mac.finalize().into_bytes().into()
+            }
+            None => Sha256::digest(value).into(),
+        }
+    }
+}
+
+impl fmt::Debug for Digester {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The secret is never shown.
+        f.write_str(if self.is_keyed() {
+            "HMAC-SHA-256 (secret set)"
+        } else {
+            "SHA-256"
+        })
+    }
+}
+
+/// A key as diagnostics show it: the first 8 bytes of its SHA-256, in hex. Keys can hold request
+/// values (a URL's query, a key function's output), so logs name a key by this alone.
+pub(crate) struct ShortHash<'a>(pub(crate) &'a str);
+
+impl fmt::Display for ShortHash<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let digest = Sha256::digest(self.0.as_bytes());
+        for byte in digest.iter().take(8) {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Appends `bytes` to `out` as lower-case hexadecimal.
 pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
     for byte in bytes {
@@ -89,6 +157,31 @@ pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digests_are_keyed_by_the_secret() {
+        let plain = Digester::default();
+        let keyed = Digester::new(b"one secret");
+        let value = b"Bearer token";
+        assert_eq!(plain.digest(value), <[u8; 32]>::from(Sha256::digest(value)));
+        assert_ne!(keyed.digest(value), plain.digest(value));
+        assert_ne!(keyed.digest(value), Digester::new(b"another").digest(value));
+        assert_eq!(
+            keyed.digest(value),
+            Digester::new(b"one secret").digest(value)
+        );
+        assert_ne!(keyed.digest(value), keyed.digest(b"Bearer token2"));
+        assert!(!Digester::new(b"").is_keyed());
+        assert!(!format!("{keyed:?}").contains("one secret"));
+    }
+
+    #[test]
+    fn short_hashes_hide_the_key() {
+        let shown = ShortHash("page:G:/secret?token=abc").to_string();
+        assert_eq!(shown.len(), 16);
+        assert!(shown.bytes().all(|byte| byte.is_ascii_hexdigit()));
+        assert_ne!(shown, ShortHash("page:G:/secret?token=abd").to_string());
+    }
 
     #[test]
     fn default_key_is_prefix_version_key() {

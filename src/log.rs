@@ -1,21 +1,45 @@
 //! Diagnostics, emitted through `tracing` when the `tracing` feature is on.
+//!
+//! No event carries a store key or a request value: keys can hold request values (a page's
+//! query string, a key function's output), so an event names a key by its short hash
+//! ([`ShortHash`]) and a page by its URL path, without the query.
 
+#[cfg(feature = "tracing")]
+use crate::key::ShortHash;
 use crate::store::StoreError;
 
-/// A store operation failed; the caller carries on (a miss, or an error value).
-pub(crate) fn store_failure(operation: &'static str, key: &str, error: &StoreError) {
+/// A store operation failed; the caller carries on (a miss, or an error value). `path` is the
+/// URL path of the page concerned, if any.
+pub(crate) fn store_failure(
+    operation: &'static str,
+    path: Option<&str>,
+    key: &str,
+    error: &StoreError,
+) {
     #[cfg(feature = "tracing")]
-    tracing::warn!(operation, key, %error, "cache store operation failed");
+    tracing::warn!(
+        operation,
+        path,
+        key_hash = %ShortHash(key),
+        %error,
+        "cache store operation failed"
+    );
     #[cfg(not(feature = "tracing"))]
-    let _ = (operation, key, error);
+    let _ = (operation, path, key, error);
 }
 
-/// A stored value did not decode; it is deleted and read as a miss.
-pub(crate) fn undecodable(key: &str, reason: &str) {
+/// A stored value did not decode as what the reader wanted; it is read as a miss and left in
+/// the store (another version of the application may read it).
+pub(crate) fn undecodable(path: Option<&str>, key: &str, reason: &str) {
     #[cfg(feature = "tracing")]
-    tracing::warn!(key, reason, "cached value does not decode; deleting it");
+    tracing::warn!(
+        path,
+        key_hash = %ShortHash(key),
+        reason,
+        "cached value does not decode; read as a miss"
+    );
     #[cfg(not(feature = "tracing"))]
-    let _ = (key, reason);
+    let _ = (path, key, reason);
 }
 
 /// What the response cache did with a request.
@@ -27,17 +51,17 @@ pub(crate) fn page_outcome(status: crate::CacheStatus) {
 }
 
 /// A response the cache decided to store has been written (or handed to a writer task).
-pub(crate) fn page_stored(key: &str, ttl: std::time::Duration) {
+pub(crate) fn page_stored(path: &str, key: &str, ttl: std::time::Duration) {
     #[cfg(feature = "tracing")]
-    tracing::debug!(key, ?ttl, "response stored");
+    tracing::debug!(path, key_hash = %ShortHash(key), ?ttl, "response stored");
     #[cfg(not(feature = "tracing"))]
-    let _ = (key, ttl);
+    let _ = (path, key, ttl);
 }
 
-/// A response could not be stored in a remote store because no tokio runtime was running.
+/// Background work (a remote write, a refresh) could not start: no tokio runtime is running.
 pub(crate) fn no_runtime() {
     #[cfg(feature = "tracing")]
-    tracing::warn!("no tokio runtime to write the cached response; not stored");
+    tracing::warn!("response cache: no tokio runtime for background work; skipped");
 }
 
 /// The Redis store's circuit breaker opened: calls fail fast until a probe succeeds.
@@ -57,4 +81,26 @@ pub(crate) fn breaker_opened(cool_down: std::time::Duration) {
 pub(crate) fn breaker_closed() {
     #[cfg(feature = "tracing")]
     tracing::info!("Redis answers again; cache calls go through");
+}
+
+/// Background work (a remote write, a refresh) was skipped: as many tasks as allowed run.
+pub(crate) fn background_skipped(limit: usize) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        limit,
+        "response cache: background work skipped, the bound on background tasks is reached"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = limit;
+}
+
+/// Background work (a remote write, a refresh) was stopped at its deadline.
+pub(crate) fn background_timed_out(deadline: std::time::Duration) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        ?deadline,
+        "response cache: background work stopped at its deadline"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = deadline;
 }

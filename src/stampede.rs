@@ -88,7 +88,9 @@ impl<V: Send + Sync + 'static> Drop for Leader<V> {
 
 impl<V: Send + Sync + 'static> std::fmt::Debug for Leader<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Leader").field("key", &self.key).finish()
+        f.debug_struct("Leader")
+            .field("key_hash", &crate::key::ShortHash(&self.key).to_string())
+            .finish()
     }
 }
 
@@ -167,7 +169,7 @@ impl Drop for HeldLock {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 if let Err(error) = store.unlock(&key, &token).await {
-                    crate::log::store_failure("unlock", &key, &error);
+                    crate::log::store_failure("unlock", None, &key, &error);
                 }
             });
         }
@@ -176,7 +178,9 @@ impl Drop for HeldLock {
 
 impl std::fmt::Debug for HeldLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HeldLock").field("key", &self.key).finish()
+        f.debug_struct("HeldLock")
+            .field("key_hash", &crate::key::ShortHash(&self.key).to_string())
+            .finish()
     }
 }
 

@@ -1896,8 +1896,9 @@ mod placement {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn cache_status_header_reports_the_outcome() {
+        let clock = Clock::at(1_700_000_000);
         let cache = Cache::new(MemoryStore::new());
         let origin = Origin::default();
         let app = Router::new()
@@ -1906,25 +1907,84 @@ mod placement {
                 "/private",
                 counting(&origin, &[("cache-control", "private")]),
             )
-            .layer(CacheLayer::new(cache).cache_status_header(true));
+            .layer(
+                CacheLayer::new(cache)
+                    .cache_status_header(true)
+                    .clock(clock.reader()),
+            );
         assert_eq!(
             send(&app, get_req("/view/")).await.header("cache-status"),
-            Some("axum-cache; fwd=uri-miss; stored")
+            Some("axum-cache; fwd=uri-miss; fwd-status=200; stored")
         );
         assert_eq!(
             send(&app, get_req("/view/")).await.header("cache-status"),
-            Some("axum-cache; hit")
+            Some("axum-cache; hit; ttl=600")
+        );
+        clock.advance(Duration::from_secs(10)).await;
+        assert_eq!(
+            send(&app, get_req("/view/")).await.header("cache-status"),
+            Some("axum-cache; hit; ttl=590")
         );
         assert_eq!(
             send(&app, get_req("/private")).await.header("cache-status"),
-            Some("axum-cache; fwd=uri-miss; detail=cache-control")
+            Some("axum-cache; fwd=uri-miss; fwd-status=200; detail=cache-control")
         );
         assert_eq!(
             send(&app, request(Method::POST, "/view/", &[]))
                 .await
                 .header("cache-status"),
-            Some("axum-cache; fwd=bypass; detail=method")
+            Some("axum-cache; fwd=method; fwd-status=200")
         );
+        let with_body = Request::builder()
+            .uri("/view/")
+            .header("host", "www.example.com")
+            .body(Body::from("q=1"))
+            .unwrap();
+        assert_eq!(
+            send(&app, with_body).await.header("cache-status"),
+            Some("axum-cache; fwd=bypass; detail=body; fwd-status=200")
+        );
+    }
+
+    /// Caches nearer the origin keep their members: ours is appended on responses from the
+    /// origin, and a hit (from this cache, not from them) carries ours alone. The name is ours
+    /// to choose.
+    #[tokio::test(start_paused = true)]
+    async fn cache_status_is_appended_to_upstream_members_and_never_replayed() {
+        let clock = Clock::at(1_700_000_000);
+        for (kind, cache) in caches() {
+            let origin = Origin::default();
+            let app = Router::new()
+                .route(
+                    "/view/",
+                    counting(&origin, &[("cache-status", "origin-cache; fwd=uri-miss")]),
+                )
+                .layer(
+                    CacheLayer::new(cache)
+                        .cache_status_header(true)
+                        .cache_status_name("edge 1")
+                        .clock(clock.reader()),
+                );
+            let members = |reply: &Reply| -> Vec<String> {
+                reply
+                    .headers
+                    .get_all("cache-status")
+                    .iter()
+                    .map(|value| value.to_str().unwrap().to_owned())
+                    .collect()
+            };
+            let miss = send(&app, get_req("/view/")).await;
+            assert_eq!(
+                members(&miss),
+                [
+                    "origin-cache; fwd=uri-miss",
+                    "\"edge 1\"; fwd=uri-miss; fwd-status=200; stored"
+                ],
+                "{kind}"
+            );
+            let hit = send(&app, get_req("/view/")).await;
+            assert_eq!(members(&hit), ["\"edge 1\"; hit; ttl=600"], "{kind}");
+        }
     }
 
     #[test]
@@ -2055,5 +2115,152 @@ mod isolation {
                 "{kind}: the cache must actually be used ({hits} hits)"
             );
         }
+    }
+}
+
+/// Rules a request must meet to be looked up, and what a hit answers.
+mod request_rules {
+    use super::*;
+
+    /// A `GET` (or `HEAD`) with a body is never looked up nor stored: the key does not cover
+    /// the body, so one client's body must never decide the page others get.
+    #[tokio::test]
+    async fn a_request_with_a_body_bypasses_the_cache() {
+        for (kind, cache) in caches() {
+            let app = Router::new()
+                .route(
+                    "/echo",
+                    get(|body: String| async move { format!("[{body}]") }),
+                )
+                .layer(CacheLayer::new(cache));
+            let with_body = |method: Method, body: &'static str| {
+                Request::builder()
+                    .method(method)
+                    .uri("/echo")
+                    .header("host", "www.example.com")
+                    .body(Body::from(body))
+                    .unwrap()
+            };
+            let poisoned = send(&app, with_body(Method::GET, "evil")).await;
+            assert_eq!(poisoned.text(), "[evil]", "{kind}");
+            assert_eq!(
+                poisoned.cache,
+                Some(CacheStatus::Bypass(Bypass::Body)),
+                "{kind}"
+            );
+            let clean = send(&app, get_req("/echo")).await;
+            assert_eq!(
+                (clean.cache, clean.text()),
+                (Some(CacheStatus::Stored), "[]"),
+                "{kind}: nothing was stored from the request with a body"
+            );
+            assert_eq!(
+                send(&app, get_req("/echo")).await.cache,
+                Some(CacheStatus::Hit)
+            );
+            // A stored page does not answer a request with a body either.
+            let again = send(&app, with_body(Method::GET, "other")).await;
+            assert_eq!(
+                (again.cache, again.text()),
+                (Some(CacheStatus::Bypass(Bypass::Body)), "[other]"),
+                "{kind}"
+            );
+            let head = send(&app, with_body(Method::HEAD, "x")).await;
+            assert_eq!(
+                head.cache,
+                Some(CacheStatus::Bypass(Bypass::Body)),
+                "{kind}"
+            );
+            // A declared length counts even when the body type cannot tell.
+            let declared = request(Method::GET, "/echo", &[("content-length", "4")]);
+            assert_eq!(
+                send(&app, declared).await.cache,
+                Some(CacheStatus::Bypass(Bypass::Body)),
+                "{kind}"
+            );
+            let empty = request(Method::GET, "/echo", &[("content-length", "0")]);
+            assert_eq!(
+                send(&app, empty).await.cache,
+                Some(CacheStatus::Hit),
+                "{kind}"
+            );
+        }
+    }
+
+    /// `If-None-Match: *` matches any current representation, and a stored page is one: a hit
+    /// answers 304, with or without an ETag, as it does for a list holding the page's tag.
+    #[tokio::test]
+    async fn if_none_match_star_on_a_hit_is_not_modified() {
+        for (kind, cache) in caches() {
+            let origin = Origin::default();
+            let app = Router::new()
+                .route("/tagged", counting(&origin, &[("etag", "\"v1\"")]))
+                .route("/untagged", counting(&origin, &[]))
+                .layer(CacheLayer::new(cache));
+            for path in ["/tagged", "/untagged"] {
+                send(&app, get_req(path)).await;
+                let star = send(&app, request(Method::GET, path, &[("if-none-match", "*")])).await;
+                assert_eq!(star.status, StatusCode::NOT_MODIFIED, "{kind} {path}");
+                assert_eq!(star.cache, Some(CacheStatus::Hit), "{kind} {path}");
+                assert!(star.body.is_empty());
+                let head = send(&app, request(Method::HEAD, path, &[("if-none-match", "*")])).await;
+                assert_eq!(head.status, StatusCode::NOT_MODIFIED, "{kind} {path}");
+            }
+            let list = request(
+                Method::GET,
+                "/tagged",
+                &[("if-none-match", "\"v0\", W/\"v1\"")],
+            );
+            assert_eq!(send(&app, list).await.status, StatusCode::NOT_MODIFIED);
+            let other = request(
+                Method::GET,
+                "/tagged",
+                &[("if-none-match", "\"v0\", \"v2\"")],
+            );
+            let full = send(&app, other).await;
+            assert_eq!(
+                (full.status, full.cache),
+                (StatusCode::OK, Some(CacheStatus::Hit))
+            );
+            assert_eq!(origin.calls(), 2, "{kind}");
+        }
+    }
+
+    /// A page record of a newer format (written by a newer version of the application during a
+    /// rolling deploy) is a miss, and the lookup leaves it in the store.
+    #[tokio::test]
+    async fn a_page_of_a_newer_format_is_a_miss_and_stays() {
+        let store = BytesOnly::default();
+        let cache = Cache::new(store.clone());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&calls);
+        let app = Router::new()
+            .route(
+                "/view/",
+                get(move || {
+                    // Stored the first time, never after, so nothing overwrites the record.
+                    let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
+                    let control = if n == 1 { "max-age=60" } else { "no-store" };
+                    async move { ([("cache-control", control)], format!("page {n}")) }
+                }),
+            )
+            .layer(CacheLayer::new(cache));
+        send(&app, get_req("/view/")).await;
+        let keys = store.written();
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        let mut newer = store.get(&keys[0]).await.unwrap().unwrap().to_vec();
+        newer[0] = newer[0].wrapping_add(1);
+        store
+            .set(&keys[0], Bytes::from(newer.clone()), None)
+            .await
+            .unwrap();
+        let reply = send(&app, get_req("/view/")).await;
+        assert_eq!(reply.text(), "page 2");
+        assert_ne!(reply.cache, Some(CacheStatus::Hit));
+        assert_eq!(
+            store.get(&keys[0]).await.unwrap().as_deref(),
+            Some(&newer[..]),
+            "the newer record is still there"
+        );
     }
 }

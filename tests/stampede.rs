@@ -858,3 +858,250 @@ mod across_processes {
         });
     }
 }
+
+/// The rules the stale windows, refreshes, hit-for-pass and background work follow.
+mod rules {
+    use super::*;
+    use support::stores::BytesOnly;
+
+    /// `must-revalidate` and `proxy-revalidate` forbid serving the page once stale: neither
+    /// the layer's windows nor the response's own `stale-while-revalidate` may, and the origin
+    /// answers, even when it fails.
+    #[tokio::test(start_paused = true)]
+    async fn revalidation_directives_are_never_served_stale_by_our_windows() {
+        let cases: [&'static [(&'static str, &'static str)]; 3] = [
+            &[("cache-control", "max-age=10, must-revalidate")],
+            &[("cache-control", "max-age=10, proxy-revalidate")],
+            &[(
+                "cache-control",
+                "max-age=10, must-revalidate, stale-while-revalidate=60",
+            )],
+        ];
+        for headers in cases {
+            let clock = Clock::at(1_700_000_000);
+            let origin = Origin::open();
+            let layer = CacheLayer::new(Cache::new(MemoryStore::new()))
+                .clock(clock.reader())
+                .stale_while_revalidate(Duration::from_secs(60))
+                .stale_if_error(Duration::from_secs(60));
+            let app = app(layer.clone(), &origin, headers);
+            assert_eq!(send(&app).await.body, "page 1");
+            clock.advance(Duration::from_secs(15)).await;
+            let reply = send(&app).await;
+            assert_eq!(
+                (reply.cache, reply.body.as_str()),
+                (Some(CacheStatus::Stored), "page 2"),
+                "{headers:?}"
+            );
+            assert_eq!(layer.stats().stale_served, 0, "{headers:?}");
+        }
+        // The layer's `stale-if-error` does not stand in for a failing origin either.
+        let clock = Clock::at(1_700_000_000);
+        let (router, _) = failing_after_first_with(
+            &clock,
+            &[("cache-control", "max-age=10, must-revalidate")],
+            Some(Duration::from_secs(300)),
+        );
+        assert_eq!(send(&router).await.body, "good");
+        clock.advance(Duration::from_secs(20)).await;
+        let reply = send(&router).await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "down")
+        );
+    }
+
+    /// The response's own `stale-if-error` is the one exception: it may stand in for an origin
+    /// that fails, within its own window.
+    #[tokio::test(start_paused = true)]
+    async fn a_revalidated_page_may_stand_in_by_its_own_stale_if_error() {
+        let clock = Clock::at(1_700_000_000);
+        let (router, _) = failing_after_first_with(
+            &clock,
+            &[(
+                "cache-control",
+                "max-age=10, must-revalidate, stale-if-error=60",
+            )],
+            None,
+        );
+        assert_eq!(send(&router).await.body, "good");
+        clock.advance(Duration::from_secs(20)).await;
+        let reply = send(&router).await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (StatusCode::OK, "good")
+        );
+        assert_eq!(reply.cache, Some(CacheStatus::Stale(Stale::IfError)));
+        clock.advance(Duration::from_secs(60)).await;
+        assert_eq!(send(&router).await.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    /// A page that answers "good" with `headers` the first time and 503 after that, behind a
+    /// cache with the layer-wide `stale_if_error` window given.
+    fn failing_after_first_with(
+        clock: &Clock,
+        headers: &'static [(&'static str, &'static str)],
+        stale_if_error: Option<Duration>,
+    ) -> (Router, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut layer = CacheLayer::new(Cache::new(MemoryStore::new())).clock(clock.reader());
+        if let Some(window) = stale_if_error {
+            layer = layer.stale_if_error(window);
+        }
+        let counted = Arc::clone(&calls);
+        let router = Router::new()
+            .route(
+                "/page",
+                get(move || {
+                    let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
+                    async move {
+                        if n == 1 {
+                            (AppendHeaders(headers.iter().copied()), "good").into_response()
+                        } else {
+                            (StatusCode::SERVICE_UNAVAILABLE, "down").into_response()
+                        }
+                    }
+                }),
+            )
+            .layer(layer);
+        (router, calls)
+    }
+
+    /// Stale-while-revalidate and early refresh refresh the page with coalescing off too.
+    #[tokio::test(start_paused = true)]
+    async fn pages_are_refreshed_without_coalescing() {
+        for early in [false, true] {
+            let clock = Clock::at(1_700_000_000);
+            let origin = Origin::open();
+            let mut layer = CacheLayer::new(Cache::new(MemoryStore::new()))
+                .clock(clock.reader())
+                .coalesce(false);
+            let headers: &'static [(&'static str, &'static str)] = if early {
+                layer = layer.refresh_before(Duration::from_secs(5));
+                &[("cache-control", "max-age=10")]
+            } else {
+                &[("cache-control", "max-age=10, stale-while-revalidate=60")]
+            };
+            let app = app(layer.clone(), &origin, headers);
+            assert_eq!(send(&app).await.body, "page 1");
+            clock
+                .advance(Duration::from_secs(if early { 6 } else { 15 }))
+                .await;
+            assert_eq!(send(&app).await.body, "page 1", "served at once");
+            until("the refresh reached the origin", || origin.calls() == 2).await;
+            until("the refreshed page is served", || {
+                reply_now(&app).is_some_and(|reply| reply.body == "page 2")
+            })
+            .await;
+            assert_eq!(layer.stats().refreshes, 1, "early: {early}");
+        }
+    }
+
+    /// A `304` to one client's validators, or a cookie set for one client, says nothing about
+    /// the page for others: the burst that follows still coalesces onto one origin call.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_clients_answer_never_switches_coalescing_off_for_everyone() {
+        for (name, value) in [
+            ("if-none-match", "\"v1\""),
+            ("x-new-visitor", "1"),
+            ("authorization", "Bearer own"),
+        ] {
+            let origin = Origin::gated();
+            let layer = CacheLayer::new(Cache::new(MemoryStore::new()));
+            let gated = origin.clone();
+            let router = Router::new()
+                .route(
+                    "/page",
+                    get(move |request: HeaderMap| {
+                        let origin = gated.clone();
+                        async move {
+                            if request.contains_key("if-none-match") {
+                                return (StatusCode::NOT_MODIFIED, [("etag", "\"v1\"")])
+                                    .into_response();
+                            }
+                            if request.contains_key("x-new-visitor") {
+                                return ([("set-cookie", "session=new")], "welcome")
+                                    .into_response();
+                            }
+                            if request.contains_key("authorization") {
+                                return ([("cache-control", "private")], "yours").into_response();
+                            }
+                            origin.answer(&[("cache-control", "max-age=60")]).await
+                        }
+                    }),
+                )
+                .layer(layer.clone());
+            let own = Request::builder()
+                .uri("/page")
+                .header("host", "example.com")
+                .header(name, value)
+                .body(Body::empty())
+                .expect("request");
+            let response = router.clone().oneshot(own).await.expect("response");
+            assert!(matches!(
+                response.extensions().get::<CacheStatus>(),
+                Some(CacheStatus::Miss(_))
+            ));
+            response.into_body().collect().await.expect("body");
+            let tasks: Vec<_> = (0..20)
+                .map(|_| {
+                    let app = router.clone();
+                    tokio::spawn(async move { send(&app).await })
+                })
+                .collect();
+            until("the burst arrived", || {
+                layer.stats().coalesced == 19 || origin.calls() == 20
+            })
+            .await;
+            assert_eq!(layer.stats().coalesced, 19, "after {name}");
+            origin.release();
+            every_reply_is_the_first_page(tasks).await;
+            assert_eq!(origin.calls(), 1, "after {name}");
+        }
+    }
+
+    /// Writes to a store that hangs are bounded: past `max_background_tasks` they are skipped
+    /// (the page is just not stored), and each stops at `background_timeout`, freeing its
+    /// place.
+    #[tokio::test(start_paused = true)]
+    async fn background_writes_are_bounded_in_number_and_time() {
+        let store = BytesOnly::default();
+        let gate = store.hold_writes();
+        let origin = Origin::open();
+        let layer = CacheLayer::new(Cache::new(store))
+            .max_background_tasks(3)
+            .background_timeout(Duration::from_secs(5));
+        let router = app(layer.clone(), &origin, &[]);
+        let page = |n: usize| {
+            Request::builder()
+                .uri(format!("/page?n={n}"))
+                .header("host", "example.com")
+                .body(Body::empty())
+                .expect("request")
+        };
+        for n in 0..5 {
+            let response = router.clone().oneshot(page(n)).await.expect("response");
+            assert_eq!(
+                response.extensions().get::<CacheStatus>(),
+                Some(&CacheStatus::Stored)
+            );
+            response.into_body().collect().await.expect("body");
+        }
+        assert_eq!(layer.stats().background_skipped, 2);
+        // Nothing opens the gate: the three writes reach their deadline (on tokio's paused
+        // clock) and give their places back.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert_eq!(layer.stats().background_timed_out, 3);
+        gate.add_permits(100);
+        let tasks = support::tasks::Tasks::now();
+        let response = router.clone().oneshot(page(9)).await.expect("response");
+        response.into_body().collect().await.expect("body");
+        tasks.wait_for().await;
+        let again = router.clone().oneshot(page(9)).await.expect("response");
+        assert_eq!(
+            again.extensions().get::<CacheStatus>(),
+            Some(&CacheStatus::Hit)
+        );
+        assert_eq!(layer.stats().background_skipped, 2);
+    }
+}

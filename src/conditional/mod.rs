@@ -37,4 +37,5 @@ pub use etag::{EntityTag, EntityTagList, InvalidEntityTag, parse_etag_list};
 pub use get::{
     ConditionalGetFuture, ConditionalGetLayer, ConditionalGetService, DEFAULT_MAX_BODY_SIZE,
 };
+pub(crate) use precondition::evaluate_for_existing;
 pub use precondition::{Precondition, evaluate_preconditions, not_modified_headers};

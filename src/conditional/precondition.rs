@@ -9,7 +9,7 @@ use http::header::{
 use http::{HeaderMap, HeaderName, Method};
 
 use super::date::{parse_http_date, unix_seconds};
-use super::etag::{EntityTag, parse_etag_list};
+use super::etag::{EntityTag, EntityTagList, parse_etag_list};
 
 /// What to answer a conditional request with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -62,6 +62,30 @@ pub fn evaluate_preconditions(
     etag: Option<&EntityTag>,
     last_modified: Option<SystemTime>,
 ) -> Precondition {
+    evaluate(method, request, etag, last_modified, etag.is_some())
+}
+
+/// [`evaluate_preconditions`] for a representation known to exist, such as a stored response
+/// the cache is about to serve: `*` in `If-Match` or `If-None-Match` then matches whether or not
+/// the response has an ETag.
+pub(crate) fn evaluate_for_existing(
+    method: &Method,
+    request: &HeaderMap,
+    etag: Option<&EntityTag>,
+    last_modified: Option<SystemTime>,
+) -> Precondition {
+    evaluate(method, request, etag, last_modified, true)
+}
+
+/// The evaluation; `exists` says whether a current representation exists, which is all `*`
+/// asks.
+fn evaluate(
+    method: &Method,
+    request: &HeaderMap,
+    etag: Option<&EntityTag>,
+    last_modified: Option<SystemTime>,
+    exists: bool,
+) -> Precondition {
     let get_or_head = method == Method::GET || method == Method::HEAD;
     let last_modified = last_modified.map(unix_seconds);
     // Whether the resource has not changed since the date in `header`; `None` without a date.
@@ -70,8 +94,11 @@ pub fn evaluate_preconditions(
         Some(last_modified.is_some_and(|modified| modified <= since))
     };
 
+    let any = |list: &EntityTagList| matches!(list, EntityTagList::Any) && exists;
     match parse_etag_list(request, IF_MATCH) {
-        Some(list) if !list.matches_strong(etag) => return Precondition::PreconditionFailed,
+        Some(list) if !(any(&list) || list.matches_strong(etag)) => {
+            return Precondition::PreconditionFailed;
+        }
         Some(_) => {}
         None if unmodified_since(IF_UNMODIFIED_SINCE) == Some(false) => {
             return Precondition::PreconditionFailed;
@@ -79,7 +106,7 @@ pub fn evaluate_preconditions(
         None => {}
     }
     match parse_etag_list(request, IF_NONE_MATCH) {
-        Some(list) if list.matches_weak(etag) => {
+        Some(list) if any(&list) || list.matches_weak(etag) => {
             if get_or_head {
                 Precondition::NotModified
             } else {

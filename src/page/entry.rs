@@ -6,17 +6,21 @@
 //! otherwise a miss, never misread.
 //!
 //! ```text
-//! version 1, then kind: 0 = entry, 1 = variant list
+//! version 2, then kind: 0 = entry, 1 = variant list
 //! entry:    status u16 · stored_at u64 (ms since the epoch) · fresh for u64 (ms)
 //!           · stale-while-revalidate u64 (ms) · stale-if-error u64 (ms)
-//!           · started u64 (µs since the epoch) · tags u16 × bytes16 · extra bytes · authorization opt-bytes
-//!           · vary u16 × (name bytes16, value opt-bytes) · headers u32 × (name bytes16, value bytes)
-//!           · body bytes
+//!           · started u64 (µs since the epoch) · tags u16 × bytes16 · extra bytes
+//!           · authorization opt-digest · vary u16 × (name bytes16, value opt-digest)
+//!           · headers u32 × (name bytes16, value bytes) · body bytes
 //! variants: generation u64 · expires_at u64 (ms) · names u16 × bytes16
-//! bytes = u32 length + data; bytes16 = u16 length + data; opt-bytes = u8 flag (0/1) + bytes
+//! bytes = u32 length + data; bytes16 = u16 length + data;
+//! opt-digest = u8 flag (0/1) + 32 bytes when 1
 //! ```
 //!
 //! All integers are big-endian. Header field lines keep their order, repeats and non-UTF-8 bytes.
+//! The request values an entry was stored for (its `Authorization`, the headers it varies on)
+//! are kept only as digests, so a stored page never holds a request's secrets. (Version 1 kept
+//! them in clear; its records now read as misses.)
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -26,9 +30,10 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use crate::conditional::{EntityTag, parse_http_date};
 
-use super::key::request_value;
+use super::key::request_digest;
+use crate::key::{Digester, ValueDigest};
 
-const FORMAT_V1: u8 = 1;
+const FORMAT: u8 = 2;
 const KIND_ENTRY: u8 = 0;
 const KIND_VARIANTS: u8 = 1;
 
@@ -55,10 +60,10 @@ pub(crate) struct Entry {
     pub(crate) started_micros: u64,
     /// The extra key part of the request it was stored for.
     pub(crate) extra: String,
-    /// The request's `Authorization`, which a hit must repeat exactly.
-    pub(crate) authorization: Option<HeaderValue>,
-    /// The request's value of each header the URL varies on.
-    pub(crate) vary: Vec<(HeaderName, Option<HeaderValue>)>,
+    /// The digest of the request's `Authorization`, which a hit must repeat exactly.
+    pub(crate) authorization: Option<ValueDigest>,
+    /// The digest of the request's value of each header the URL varies on.
+    pub(crate) vary: Vec<(HeaderName, Option<ValueDigest>)>,
     /// Validators parsed once, for answering conditional requests on hits.
     pub(crate) etag: Option<EntityTag>,
     pub(crate) last_modified: Option<SystemTime>,
@@ -103,18 +108,20 @@ impl Entry {
     }
 
     /// Whether this entry was stored for a request like this one: same extra key part, same
-    /// `Authorization`, and the same value (or absence) of every header it varies on.
-    pub(crate) fn matches(&self, headers: &HeaderMap, extra: &str) -> bool {
+    /// `Authorization`, and the same value (or absence) of every header it varies on, compared
+    /// by digest.
+    pub(crate) fn matches(&self, headers: &HeaderMap, extra: &str, digester: &Digester) -> bool {
         same_text(&self.extra, extra)
             && same_value(
                 headers,
                 &http::header::AUTHORIZATION,
                 self.authorization.as_ref(),
+                digester,
             )
             && self
                 .vary
                 .iter()
-                .all(|(name, value)| same_value(headers, name, value.as_ref()))
+                .all(|(name, value)| same_value(headers, name, value.as_ref(), digester))
     }
 
     /// Approximate memory held, for the store's byte bound.
@@ -127,7 +134,7 @@ impl Entry {
         let vary: usize = self
             .vary
             .iter()
-            .map(|(name, value)| name.as_str().len() + value.as_ref().map_or(0, HeaderValue::len))
+            .map(|(name, _)| name.as_str().len() + 40)
             .sum();
         let tags: usize = self.tags.iter().map(|tag| tag.len() + 24).sum();
         self.body.len() + headers + vary + tags + self.extra.len() + 128
@@ -152,24 +159,24 @@ fn same_text(a: &str, b: &str) -> bool {
     a.len() == b.len() && (a.is_empty() || a == b)
 }
 
-/// Whether the request's value of `name` is `expected` (`None`: absent), compared in place for
-/// the usual single field line, joined only when there are several.
-fn same_value(headers: &HeaderMap, name: &HeaderName, expected: Option<&HeaderValue>) -> bool {
-    let mut lines = headers.get_all(name).iter();
-    match (lines.next(), lines.next(), expected) {
-        (None, _, None) => true,
-        (Some(only), None, Some(expected)) => only == expected,
-        (Some(_), Some(_), Some(expected)) => {
-            request_value(headers, name).as_ref() == Some(expected)
-        }
-        _ => false,
+/// Whether the digest of the request's value of `name` is `expected` (`None`: absent). The
+/// usual absent header costs no digest.
+fn same_value(
+    headers: &HeaderMap,
+    name: &HeaderName,
+    expected: Option<&ValueDigest>,
+    digester: &Digester,
+) -> bool {
+    match expected {
+        None => !headers.contains_key(name),
+        Some(expected) => request_digest(headers, name, digester).as_ref() == Some(expected),
     }
 }
 
 /// Encodes a record for a remote store.
 pub(crate) fn encode(record: &Record) -> Bytes {
     let mut out = BytesMut::new();
-    out.put_u8(FORMAT_V1);
+    out.put_u8(FORMAT);
     match record {
         Record::Entry(entry) => {
             out.reserve(entry.size());
@@ -189,11 +196,11 @@ pub(crate) fn encode(record: &Record) -> Bytes {
                 put_bytes16(&mut out, tag.as_bytes());
             }
             put_bytes(&mut out, entry.extra.as_bytes());
-            put_optional(&mut out, entry.authorization.as_ref());
+            put_digest(&mut out, entry.authorization.as_ref());
             put_count16(&mut out, entry.vary.len());
-            for (name, value) in &entry.vary {
+            for (name, digest) in &entry.vary {
                 put_bytes16(&mut out, name.as_str().as_bytes());
-                put_optional(&mut out, value.as_ref());
+                put_digest(&mut out, digest.as_ref());
             }
             out.put_u32(u32::try_from(entry.headers.len()).unwrap_or(u32::MAX));
             for (name, value) in &entry.headers {
@@ -215,11 +222,11 @@ pub(crate) fn encode(record: &Record) -> Bytes {
     out.freeze()
 }
 
-/// Decodes what [`encode`] wrote; anything else (another format version, truncated or foreign
-/// bytes, invalid header names or values) is `None`.
+/// Decodes what [`encode`] wrote; anything else (another format version, older or newer,
+/// truncated or foreign bytes, invalid header names or values) is `None`.
 pub(crate) fn decode(bytes: &Bytes) -> Option<Record> {
     let mut reader = Reader::new(bytes.clone());
-    if reader.u8()? != FORMAT_V1 {
+    if reader.u8()? != FORMAT {
         return None;
     }
     let record = match reader.u8()? {
@@ -239,10 +246,10 @@ pub(crate) fn decode(bytes: &Bytes) -> Option<Record> {
             }
             let len = reader.len32()?;
             let extra = reader.text(len)?;
-            let authorization = reader.optional_value()?;
+            let authorization = reader.optional_digest()?;
             let mut vary = Vec::new();
             for _ in 0..reader.u16()? {
-                vary.push((reader.name()?, reader.optional_value()?));
+                vary.push((reader.name()?, reader.optional_digest()?));
             }
             let count = reader.u32()?;
             // Never trust a count for an allocation: a damaged one is caught by the reads.
@@ -340,11 +347,11 @@ fn put_bytes16(out: &mut BytesMut, bytes: &[u8]) {
     out.put_slice(bytes);
 }
 
-fn put_optional(out: &mut BytesMut, value: Option<&HeaderValue>) {
-    match value {
-        Some(value) => {
+fn put_digest(out: &mut BytesMut, digest: Option<&ValueDigest>) {
+    match digest {
+        Some(digest) => {
             out.put_u8(1);
-            put_bytes(out, value.as_bytes());
+            out.put_slice(digest);
         }
         None => out.put_u8(0),
     }
@@ -420,10 +427,10 @@ impl Reader {
         HeaderValue::from_maybe_shared(self.bytes()?).ok()
     }
 
-    fn optional_value(&mut self) -> Option<Option<HeaderValue>> {
+    fn optional_digest(&mut self) -> Option<Option<ValueDigest>> {
         match self.u8()? {
             0 => Some(None),
-            1 => Some(Some(self.value()?)),
+            1 => Some(Some(self.array()?)),
             _ => None,
         }
     }
@@ -462,12 +469,12 @@ mod tests {
             tags: vec!["articles".to_owned(), "user:7".to_owned()],
             started_micros: 1_468_749_600_000_001,
             extra: "en".to_owned(),
-            authorization: Some(HeaderValue::from_static("Bearer x")),
+            authorization: Some(Digester::default().digest(b"Bearer x")),
             vary: vec![
                 (HeaderName::from_static("cookie"), None),
                 (
                     HeaderName::from_static("accept-encoding"),
-                    Some(HeaderValue::from_static("gzip")),
+                    Some(Digester::default().digest(b"gzip")),
                 ),
             ],
             etag,
@@ -570,15 +577,37 @@ mod tests {
         let mut longer = good.to_vec();
         longer.push(0);
         assert!(decode(&Bytes::from(longer)).is_none(), "trailing byte");
-        let mut other_version = good.to_vec();
-        other_version[0] = 2;
-        assert!(
-            decode(&Bytes::from(other_version)).is_none(),
-            "unknown version"
-        );
-        for foreign in [&b""[..], b"hello", b"\x01\x07", b"\x01\x00\x00\x00"] {
+        for version in [0, 1, 3, 255] {
+            let mut other_version = good.to_vec();
+            other_version[0] = version;
+            assert!(
+                decode(&Bytes::from(other_version)).is_none(),
+                "version {version}"
+            );
+        }
+        for foreign in [&b""[..], b"hello", b"\x02\x07", b"\x02\x00\x00\x00"] {
             assert!(decode(&Bytes::copy_from_slice(foreign)).is_none());
         }
+    }
+
+    #[test]
+    fn stored_entries_hold_request_values_only_as_digests() {
+        let encoded = encode(&Record::Entry(Arc::new(entry())));
+        let contains = |needle: &[u8]| encoded.windows(needle.len()).any(|w| w == needle);
+        assert!(!contains(b"Bearer x"));
+        assert!(!contains(b"gzip"));
+        let original = entry();
+        let mut request = HeaderMap::new();
+        request.insert("authorization", HeaderValue::from_static("Bearer x"));
+        request.insert("accept-encoding", HeaderValue::from_static("gzip"));
+        let digester = Digester::default();
+        assert!(original.matches(&request, "en", &digester));
+        assert!(!original.matches(&request, "en", &Digester::new(b"other secret")));
+        request.insert("authorization", HeaderValue::from_static("Bearer y"));
+        assert!(!original.matches(&request, "en", &digester));
+        request.insert("authorization", HeaderValue::from_static("Bearer x"));
+        request.insert("cookie", HeaderValue::from_static("a=1"));
+        assert!(!original.matches(&request, "en", &digester));
     }
 
     #[test]

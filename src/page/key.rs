@@ -1,10 +1,11 @@
 //! Page keys: the primary key names the URL, the variant key adds the request's values of the
 //! headers the responses vary on.
 //!
-//! Every part whose content a client controls is either validated (the host) or length-prefixed
-//! and escaped (header values, extra key parts), so two different requests never produce the
-//! same key. Keys are printable ASCII without spaces; the store key built from them is hashed
-//! with SHA-256 only when a remote store could not hold it verbatim.
+//! Every part whose content a client controls is either validated (the host), length-prefixed
+//! and escaped (the path and query, extra key parts) or replaced by its digest (header values),
+//! so two different requests never produce the same key and no header value (a session cookie,
+//! a bearer token) ever appears in one. Keys are printable ASCII without spaces; the store key
+//! built from them is hashed with SHA-256 only when a remote store could not hold it verbatim.
 
 use std::borrow::Cow;
 use std::fmt::Write;
@@ -13,6 +14,7 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use super::status::Bypass;
+use crate::key::{Digester, ValueDigest, push_hex};
 
 /// Which stored responses may answer a request: `GET` entries answer `GET` and `HEAD`; entries
 /// stored from a `HEAD` miss (headers only) answer `HEAD` alone.
@@ -31,6 +33,61 @@ impl Class {
     }
 }
 
+/// Where the scheme in a page's key comes from.
+///
+/// Not from the request's own URI: HTTP/1.1 requests arrive without a scheme while HTTP/2
+/// requests carry one, so the same page fetched over both would be keyed twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KeyScheme {
+    /// Every request is keyed with this scheme (by default `http`).
+    Fixed(String),
+    /// A header set by a trusted proxy names the scheme (`X-Forwarded-Proto: https`); requests
+    /// without a usable value are keyed as `http`.
+    Header(HeaderName),
+}
+
+impl Default for KeyScheme {
+    fn default() -> KeyScheme {
+        KeyScheme::Fixed("http".to_owned())
+    }
+}
+
+impl KeyScheme {
+    /// The scheme a request is keyed with.
+    fn of_request<'a>(&'a self, headers: &HeaderMap) -> &'a str {
+        match self {
+            KeyScheme::Fixed(scheme) => scheme,
+            KeyScheme::Header(name) => {
+                let mut lines = headers.get_all(name).iter();
+                match (lines.next(), lines.next()) {
+                    (Some(line), None) => forwarded_scheme(line.as_bytes()),
+                    _ => "http",
+                }
+            }
+        }
+    }
+
+    /// The scheme the page at an absolute URL is keyed with: the configured one, or with a
+    /// trusted header, the URL's own.
+    fn of_url<'a>(&'a self, uri: &'a http::Uri) -> &'a str {
+        match self {
+            KeyScheme::Fixed(scheme) => scheme,
+            KeyScheme::Header(_) => forwarded_scheme(uri.scheme_str().unwrap_or("http").as_bytes()),
+        }
+    }
+}
+
+/// `https` or `http` from a forwarded-protocol value (the first of a list, as proxies append
+/// theirs); anything else is `http`.
+fn forwarded_scheme(value: &[u8]) -> &'static str {
+    let first = value.split(|byte| *byte == b',').next().unwrap_or_default();
+    if first.trim_ascii().eq_ignore_ascii_case(b"https") {
+        "https"
+    } else {
+        "http"
+    }
+}
+
 /// The parts of a request's URL that name a page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Url<'a> {
@@ -45,15 +102,20 @@ impl<'a> Url<'a> {
         self.scheme.len() + self.host.len() + self.path_and_query.len()
     }
 
-    /// The URL of a request: scheme and authority from an absolute-form target or the `Host`
-    /// header, with the named query parameters removed. `Err` when the host cannot be used,
+    /// The URL of a request: the scheme as `scheme` says, the authority from an absolute-form
+    /// target or the `Host` header, with the named query parameters removed. `Err` when the
+    /// host cannot be used,
     /// including several `Host` headers and a target whose authority disagrees with the
     /// `Host` header: the key would
     /// follow the one and a handler that reads `Host` the other, so an attacker could store
     /// a page rendered for their host under the victim's URL.
-    pub(crate) fn of_request(parts: &'a Parts, ignored: &[String]) -> Result<Url<'a>, Bypass> {
+    pub(crate) fn of_request(
+        parts: &'a Parts,
+        ignored: &[String],
+        scheme: &'a KeyScheme,
+    ) -> Result<Url<'a>, Bypass> {
         let uri = &parts.uri;
-        let scheme = uri.scheme_str().unwrap_or("http");
+        let scheme = scheme.of_request(&parts.headers);
         let mut hosts = parts.headers.get_all(http::header::HOST).iter();
         let host_header = match (hosts.next(), hosts.next()) {
             (Some(host), None) => Some(host.to_str().map_err(|_| Bypass::Host)?),
@@ -71,12 +133,17 @@ impl<'a> Url<'a> {
         Url::new(scheme, host, requested_path_and_query(parts), ignored)
     }
 
-    /// The URL of an absolute URI such as `https://example.com/a?b=c`.
-    pub(crate) fn parse(uri: &'a http::Uri, ignored: &[String]) -> Result<Url<'a>, Bypass> {
+    /// The URL of an absolute URI such as `https://example.com/a?b=c`, keyed as requests for
+    /// it are.
+    pub(crate) fn parse(
+        uri: &'a http::Uri,
+        ignored: &[String],
+        scheme: &'a KeyScheme,
+    ) -> Result<Url<'a>, Bypass> {
         let host = uri.authority().map_or("", |authority| authority.as_str());
         let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
         Url::new(
-            uri.scheme_str().unwrap_or("http"),
+            scheme.of_url(uri),
             host,
             Cow::Borrowed(path_and_query),
             ignored,
@@ -228,40 +295,34 @@ pub(crate) fn push_url(key: &mut String, class: Class, url: &Url<'_>) {
 }
 
 /// Appends what names one variant of a URL to its primary key: the generation of its variant
-/// list, the extra key part and the request's value (or absence) of each header in `names`.
+/// list, the extra key part and the digest of the request's value (or its absence) of each
+/// header in `names`.
 pub(crate) fn push_variant_suffix(
     key: &mut String,
     generation: u64,
     extra: &str,
     names: &[HeaderName],
     headers: &HeaderMap,
+    digester: &Digester,
 ) {
     let _ = write!(key, "|{generation:016x}|");
     push_escaped_str(key, extra);
     for name in names {
         key.push('|');
         push_escaped_str(key, name.as_str());
-        match request_value(headers, name) {
-            Some(value) => {
+        match request_digest(headers, name, digester) {
+            Some(digest) => {
                 key.push('=');
-                push_escaped(key, value.as_bytes());
+                push_hex(key, &digest);
             }
             None => key.push('!'),
         }
     }
 }
 
-/// Appends `bytes` length-prefixed and escaped: `<length>:` then the bytes, with anything but
+/// Appends `text` length-prefixed and escaped: `<length>:` then the bytes, with anything but
 /// printable ASCII (and `%` itself) written as `%XX`. The length is of the raw bytes, so the
-/// encoding is unambiguous whatever the bytes hold.
-fn push_escaped(key: &mut String, bytes: &[u8]) {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => push_escaped_str(key, text),
-        Err(_) => push_escaped_slow(key, bytes),
-    }
-}
-
-/// [`push_escaped`] for text, which is usually plain and then copied in one go.
+/// encoding is unambiguous whatever the text holds; plain text is copied in one go.
 fn push_escaped_str(key: &mut String, text: &str) {
     if text.bytes().all(is_plain) {
         push_decimal(key, text.len() as u64);
@@ -340,6 +401,20 @@ pub(crate) fn request_value(headers: &HeaderMap, name: &HeaderName) -> Option<He
     HeaderValue::from_bytes(&joined).ok()
 }
 
+/// The digest of the request's value of `name` (see [`request_value`]); `None` when absent.
+pub(crate) fn request_digest(
+    headers: &HeaderMap,
+    name: &HeaderName,
+    digester: &Digester,
+) -> Option<ValueDigest> {
+    let mut lines = headers.get_all(name).iter();
+    let first = lines.next()?;
+    if lines.next().is_none() {
+        return Some(digester.digest(first.as_bytes()));
+    }
+    request_value(headers, name).map(|value| digester.digest(value.as_bytes()))
+}
+
 /// Whether the method looks up the cache at all.
 pub(crate) fn class_of(method: &Method) -> Option<Class> {
     if method == Method::GET {
@@ -370,7 +445,7 @@ mod tests {
             &mut key,
             "",
             Class::Get,
-            &Url::of_request(&parts, &[]).unwrap(),
+            &Url::of_request(&parts, &[], &KeyScheme::default()).unwrap(),
         );
         key
     }
@@ -421,7 +496,8 @@ mod tests {
         headers: &HeaderMap,
     ) -> String {
         let mut key = primary.to_owned();
-        push_variant_suffix(&mut key, generation, extra, names, headers);
+        let digester = Digester::default();
+        push_variant_suffix(&mut key, generation, extra, names, headers, &digester);
         key
     }
 
@@ -442,7 +518,7 @@ mod tests {
         );
         assert_eq!(
             key("https://Example.COM:8443/a", None),
-            "page:0::G:5:https16:example.com:84432:/a"
+            "page:0::G:4:http16:example.com:84432:/a"
         );
     }
 
@@ -454,7 +530,6 @@ mod tests {
             key("/p?b=2&a=1", Some("example.com")),
             key("/p?a=1&b=2", Some("sub.example.com")),
             key("/P?a=1&b=2", Some("example.com")),
-            key("https://example.com/p?a=1&b=2", None),
             key("/p?a=1&b=2", Some("example.com:8080")),
         ] {
             assert_ne!(base, other);
@@ -463,13 +538,52 @@ mod tests {
     }
 
     #[test]
+    fn the_scheme_comes_from_the_setting_never_from_the_request_uri() {
+        let scheme_of = |uri: &str, headers: &[(&str, &str)], scheme: &KeyScheme| {
+            let mut builder = http::Request::builder().uri(uri);
+            for (name, value) in headers {
+                builder = builder.header(*name, *value);
+            }
+            let parts = builder.body(()).unwrap().into_parts().0;
+            let url = Url::of_request(&parts, &[], scheme).unwrap();
+            url.scheme.to_owned()
+        };
+        let default = KeyScheme::default();
+        // HTTP/2 carries a scheme, HTTP/1.1 does not: both key alike.
+        assert_eq!(scheme_of("https://h/p", &[], &default), "http");
+        assert_eq!(scheme_of("/p", &[("host", "h")], &default), "http");
+        let https = KeyScheme::Fixed("https".to_owned());
+        assert_eq!(scheme_of("http://h/p", &[], &https), "https");
+        let header = KeyScheme::Header(HeaderName::from_static("x-forwarded-proto"));
+        let forwarded = |value: &str| {
+            scheme_of(
+                "/p",
+                &[("host", "h"), ("x-forwarded-proto", value)],
+                &header,
+            )
+        };
+        assert_eq!(forwarded("https"), "https");
+        assert_eq!(forwarded(" HTTPS , http"), "https");
+        assert_eq!(forwarded("http"), "http");
+        assert_eq!(forwarded("gopher"), "http");
+        assert_eq!(scheme_of("https://h/p", &[], &header), "http");
+        // An absolute URL to delete is keyed as its requests: by the setting, or by its scheme
+        // when a header names the scheme.
+        let uri: http::Uri = "https://h/p".parse().unwrap();
+        assert_eq!(Url::parse(&uri, &[], &default).unwrap().scheme, "http");
+        assert_eq!(Url::parse(&uri, &[], &header).unwrap().scheme, "https");
+    }
+
+    #[test]
     fn hosts_that_could_shift_the_path_are_refused() {
         for host in ["evil.com/p", "a b", "user@host", "h\tx", "ünïcode"] {
             let parts = parts("/", Some(host));
-            assert_eq!(Url::of_request(&parts, &[]), Err(Bypass::Host), "{host:?}");
+            let scheme = KeyScheme::default();
+            let url = Url::of_request(&parts, &[], &scheme);
+            assert_eq!(url, Err(Bypass::Host), "{host:?}");
         }
         let parts = parts("/", Some("[::1]:3000"));
-        assert!(Url::of_request(&parts, &[]).is_ok());
+        assert!(Url::of_request(&parts, &[], &KeyScheme::default()).is_ok());
     }
 
     #[test]
@@ -483,7 +597,8 @@ mod tests {
             ("/p?gclid", "/p"),
         ] {
             let parts = parts(uri, Some("h"));
-            let url = Url::of_request(&parts, &ignored).unwrap();
+            let scheme = KeyScheme::default();
+            let url = Url::of_request(&parts, &ignored, &scheme).unwrap();
             assert_eq!(url.path_and_query, expected, "{uri}");
         }
     }
@@ -562,11 +677,27 @@ mod tests {
     }
 
     #[test]
-    fn non_ascii_header_values_are_escaped() {
+    fn header_values_appear_only_as_digests() {
         let mut headers = HeaderMap::new();
+        headers.insert("cookie", HeaderValue::from_static("session=s3cr3t"));
         headers.insert("x-a", HeaderValue::from_bytes(b"caf\xe9").unwrap());
-        let key = variant_key("p", 0, "", &[HeaderName::from_static("x-a")], &headers);
-        assert!(key.ends_with("x-a=4:caf%E9"), "{key}");
+        let names = [
+            HeaderName::from_static("cookie"),
+            HeaderName::from_static("x-a"),
+        ];
+        let key = variant_key("p", 0, "", &names, &headers);
+        assert!(!key.contains("s3cr3t") && !key.contains("caf"), "{key}");
+        let mut expected = String::from("|6:cookie=");
+        push_hex(
+            &mut expected,
+            &Digester::default().digest(b"session=s3cr3t"),
+        );
+        assert!(key.contains(&expected), "{key}");
         assert!(key.is_ascii());
+        // Keyed digests differ from plain ones, and with them the key.
+        let mut keyed = "p".to_owned();
+        let digester = Digester::new(b"secret");
+        push_variant_suffix(&mut keyed, 0, "", &names, &headers, &digester);
+        assert_ne!(keyed, key);
     }
 }

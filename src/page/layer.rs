@@ -12,7 +12,8 @@ use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::key::{Class, Url};
+use super::background::Background;
+use super::key::{Class, KeyScheme, Url};
 use super::serve::{ResponseFuture, call_cached};
 use super::split::{FetchFromCacheLayer, UpdateCacheLayer};
 use super::{CacheBody, Config, LockSettings, PageStats};
@@ -135,10 +136,36 @@ impl CacheLayer {
         self
     }
 
-    /// Whether responses carry an RFC 9211 `Cache-Status` header saying what the cache did
-    /// (default `false`; the [`CacheStatus`](crate::CacheStatus) extension is always set).
+    /// Whether responses carry a `Cache-Status` header saying what the cache did (default
+    /// `false`; the [`CacheStatus`](crate::CacheStatus) extension is always set).
+    ///
+    /// This cache's member is appended after any that caches nearer the origin added. A hit
+    /// says `hit` and `ttl` (the seconds it stays fresh, negative once stale: a stale page
+    /// served while it is refreshed); a request that waited for another request's fetch says
+    /// `fwd=miss` and `collapsed`; a stale page served because the origin failed says
+    /// `fwd=stale` and the origin's `fwd-status`; a response from the origin says `fwd`
+    /// (`uri-miss`, `vary-miss`, `method`, or `bypass` with a `detail`), its `fwd-status`, and
+    /// `stored` or why it was not (`detail`).
+    ///
+    /// ```
+    /// # use axum_cache::{Cache, CacheLayer, store::MemoryStore};
+    /// let layer = CacheLayer::new(Cache::new(MemoryStore::new()))
+    ///     .cache_status_header(true)
+    ///     .cache_status_name("edge-1");
+    /// // A hit then says `Cache-Status: edge-1; hit; ttl=598`.
+    /// # let _ = layer;
+    /// ```
     pub fn cache_status_header(mut self, enabled: bool) -> Self {
         self.config().cache_status_header = enabled;
+        self
+    }
+
+    /// The cache's name in its `Cache-Status` member (default
+    /// [`DEFAULT_CACHE_STATUS_NAME`](super::DEFAULT_CACHE_STATUS_NAME), `axum-cache`). A name that
+    /// is not a structured-field token (a letter, then letters, digits and `!#$%&'*+-.^_`|~:/`)
+    /// is written as a quoted string.
+    pub fn cache_status_name(mut self, name: &str) -> Self {
+        self.config().cache_status_name = super::status::cache_status_name(name);
         self
     }
 
@@ -168,6 +195,47 @@ impl CacheLayer {
         S: Into<String>,
     {
         self.config().ignored_params = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The scheme in every key this layer makes (default `http`), for a site served over one
+    /// scheme: `.scheme(Scheme::HTTPS)` behind TLS.
+    ///
+    /// Keys never take the scheme from the request's URI: HTTP/1.1 requests carry none while
+    /// HTTP/2 requests carry `https`, so the same page would be stored twice and
+    /// [`delete_page`](CacheLayer::delete_page) would miss one copy. `delete_page` keys its URL
+    /// with this scheme too, whatever the URL says.
+    ///
+    /// ```
+    /// # use axum_cache::{Cache, CacheLayer, store::MemoryStore};
+    /// use http::uri::Scheme;
+    /// let layer = CacheLayer::new(Cache::new(MemoryStore::new())).scheme(Scheme::HTTPS);
+    /// # let _ = layer;
+    /// ```
+    pub fn scheme(mut self, scheme: http::uri::Scheme) -> Self {
+        self.config().scheme = KeyScheme::Fixed(scheme.as_str().to_ascii_lowercase());
+        self
+    }
+
+    /// Take the scheme in keys from a header that a trusted proxy in front of the application
+    /// sets, such as `X-Forwarded-Proto`, for a site served over both `http` and `https` whose
+    /// pages differ by scheme (a redirect to `https`, absolute links). Its first value, `https`
+    /// or `http` in any case, is used; a request without a usable value (absent, repeated,
+    /// anything else) is keyed as `http`. [`delete_page`](CacheLayer::delete_page) then keys a
+    /// URL with the URL's own scheme.
+    ///
+    /// Only name a header the proxy always sets or overwrites: a client could otherwise choose
+    /// which copy of a page it reads and writes.
+    ///
+    /// ```
+    /// # use axum_cache::{Cache, CacheLayer, store::MemoryStore};
+    /// use http::HeaderName;
+    /// let layer = CacheLayer::new(Cache::new(MemoryStore::new()))
+    ///     .scheme_header(HeaderName::from_static("x-forwarded-proto"));
+    /// # let _ = layer;
+    /// ```
+    pub fn scheme_header(mut self, name: http::HeaderName) -> Self {
+        self.config().scheme = KeyScheme::Header(name);
         self
     }
 
@@ -248,6 +316,27 @@ impl CacheLayer {
         self
     }
 
+    /// The most background tasks (writes to a remote store, background refreshes) this layer
+    /// runs at once (default [`DEFAULT_MAX_BACKGROUND_TASKS`](super::DEFAULT_MAX_BACKGROUND_TASKS),
+    /// 128). Past it, a write or refresh is skipped (the response still reaches the client; the
+    /// page is just not stored or refreshed this time) and counted in
+    /// [`PageStats::background_skipped`]: a slow store never makes work pile up in memory.
+    pub fn max_background_tasks(mut self, limit: usize) -> Self {
+        let timeout = self.config.background.timeout();
+        self.config().background = Arc::new(Background::new(limit, timeout));
+        self
+    }
+
+    /// The deadline of each background task (default
+    /// [`DEFAULT_BACKGROUND_TIMEOUT`](super::DEFAULT_BACKGROUND_TIMEOUT), 30 s). A write or
+    /// refresh still running then is stopped (nothing is stored) and counted in
+    /// [`PageStats::background_timed_out`].
+    pub fn background_timeout(mut self, timeout: Duration) -> Self {
+        let limit = self.config.background.limit();
+        self.config().background = Arc::new(Background::new(limit, timeout));
+        self
+    }
+
     /// What the stampede protection has done so far, over every service built from this layer.
     pub fn stats(&self) -> PageStats {
         self.config.stats()
@@ -285,7 +374,7 @@ impl CacheLayer {
                 "{url:?} needs a scheme and host, as in https://example.com/path"
             )));
         }
-        let url = Url::parse(&uri, &self.config.ignored_params)
+        let url = Url::parse(&uri, &self.config.ignored_params, &self.config.scheme)
             .map_err(|_| Error::Config(format!("{url:?} has an unusable host")))?;
         let mut deleted = false;
         for class in [Class::Get, Class::Head] {
@@ -344,7 +433,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    ReqBody: Send + 'static,
+    ReqBody: Body + Send + 'static,
     ResBody: Body + Send + 'static,
     ResBody::Data: Buf,
 {

@@ -8,7 +8,7 @@ use http::header;
 use http::request::Parts;
 
 use super::entry::{Entry, Record, Variants};
-use super::key::{Class, Url, class_of, push_url, request_value};
+use super::key::{Class, Url, class_of, push_url, request_digest};
 use super::status::MissKind;
 use super::{Bypass, Config, Found, Pending};
 use crate::store::{LocalStore, LocalValue};
@@ -140,7 +140,9 @@ impl Probe {
                 primary,
                 found: Found::Entry,
                 variant: None,
-                entry: entry.matches(headers, extra).then_some(entry),
+                entry: entry
+                    .matches(headers, extra, config.cache.digester())
+                    .then_some(entry),
             },
             Some(PrimaryRecord::Variants(variants)) => {
                 let variant = config.variant_store_key(
@@ -160,24 +162,31 @@ impl Probe {
         }
     }
 
-    fn read_variant(&mut self, entry: Option<Arc<Entry>>, headers: &HeaderMap, extra: &str) {
-        self.entry = entry.filter(|entry| entry.matches(headers, extra));
+    fn read_variant(
+        &mut self,
+        config: &Config,
+        entry: Option<Arc<Entry>>,
+        headers: &HeaderMap,
+        extra: &str,
+    ) {
+        self.entry = entry.filter(|entry| entry.matches(headers, extra, config.cache.digester()));
     }
 
-    /// The flight key: the variant key when known; otherwise the primary key with the values
-    /// every entry must match, so requests that could never share an entry never wait for each
-    /// other.
-    fn flight_key(&self, headers: &HeaderMap, extra: &str) -> String {
+    /// The flight key: the variant key when known; otherwise the primary key with what every
+    /// entry must match (the extra key part, the digest of `Authorization`), so requests that
+    /// could never share an entry never wait for each other.
+    fn flight_key(&self, config: &Config, headers: &HeaderMap, extra: &str) -> String {
         if let Some(variant) = &self.variant {
             return variant.clone();
         }
-        let authorization = request_value(headers, &header::AUTHORIZATION);
         let mut key = self.primary.clone();
         key.push('\0');
         key.push_str(extra);
         key.push('\0');
-        if let Some(authorization) = authorization {
-            key.push_str(&String::from_utf8_lossy(authorization.as_bytes()));
+        if let Some(digest) =
+            request_digest(headers, &header::AUTHORIZATION, config.cache.digester())
+        {
+            crate::key::push_hex(&mut key, &digest);
         }
         key
     }
@@ -224,7 +233,8 @@ impl<'a> Search<'a> {
             return Err(Lookup::Bypass(Bypass::Method));
         };
         let conditional = request_validators(&parts.headers).map_err(Lookup::Bypass)?;
-        let url = Url::of_request(parts, &config.ignored_params).map_err(Lookup::Bypass)?;
+        let url = Url::of_request(parts, &config.ignored_params, &config.scheme)
+            .map_err(Lookup::Bypass)?;
         let search = Search {
             config,
             parts,
@@ -283,10 +293,11 @@ impl<'a> Search<'a> {
             class: self.class,
             primary: probe.primary.clone(),
             found: probe.found.clone(),
+            path: self.parts.uri.path().to_owned(),
             headers: self.parts.headers.clone(),
             extra: self.extra.clone(),
             miss,
-            flight_key: probe.flight_key(&self.parts.headers, &self.extra),
+            flight_key: probe.flight_key(self.config, &self.parts.headers, &self.extra),
             // A miss: the origin is asked after this, so now is when its computation starts.
             started_micros: crate::cache::now_micros(),
             stale: self.stale.take(),
@@ -323,7 +334,7 @@ impl Config {
                 let entry = local
                     .get_object(variant)
                     .and_then(|value| value.downcast::<Entry>().ok());
-                probe.read_variant(entry, &parts.headers, &search.extra);
+                probe.read_variant(self, entry, &parts.headers, &search.extra);
             }
             if probe
                 .entry
@@ -364,7 +375,7 @@ impl Config {
             push_url(key, class, url);
             let record = local.get_object(key).and_then(PrimaryRecord::from_local);
             if let Some(PrimaryRecord::Entry(entry)) = &record
-                && entry.matches(&search.parts.headers, &search.extra)
+                && entry.matches(&search.parts.headers, &search.extra, self.cache.digester())
                 && self.tags_current_now(local, entry)
                 && matches!(self.freshness(entry, now), Freshness::Fresh)
             {
@@ -391,14 +402,14 @@ impl Config {
         let mut last = None;
         for &class in classes(search.class) {
             let primary = self.primary_store_key(class, &url);
-            let record = self.read_remote(&primary).await;
+            let record = self.read_remote(parts, &primary).await;
             let mut probe = Probe::start(self, primary, record, &parts.headers, &search.extra);
             if let Some(variant) = probe.variant.clone() {
                 let entry = self
-                    .read_remote(&variant)
+                    .read_remote(parts, &variant)
                     .await
                     .and_then(PrimaryRecord::into_entry);
-                probe.read_variant(entry, &parts.headers, &search.extra);
+                probe.read_variant(self, entry, &parts.headers, &search.extra);
             }
             if let Some(entry) = &probe.entry
                 && !entry.tags.is_empty()
@@ -432,7 +443,7 @@ impl Config {
         }
     }
 
-    async fn read_remote(&self, key: &str) -> Option<PrimaryRecord> {
+    async fn read_remote(&self, parts: &Parts, key: &str) -> Option<PrimaryRecord> {
         match self.cache.store().get(key).await {
             Ok(Some(bytes)) => {
                 let record = self
@@ -440,13 +451,14 @@ impl Config {
                     .decode(key, &bytes)
                     .map(PrimaryRecord::from_record);
                 if record.is_none() {
-                    crate::log::undecodable(key, "not a stored page");
+                    crate::log::undecodable(Some(parts.uri.path()), key, "not a stored page");
                 }
                 record
             }
             Ok(None) => None,
             Err(error) => {
-                self.cache.note_store_error("get", key, &error);
+                self.cache
+                    .note_store_error_at("get", Some(parts.uri.path()), key, &error);
                 None
             }
         }

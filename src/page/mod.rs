@@ -11,6 +11,7 @@
 
 #[cfg(feature = "axum")]
 mod around;
+mod background;
 mod body;
 mod entry;
 mod flight;
@@ -34,25 +35,27 @@ use http::{Method, Response, StatusCode};
 use http_body::Body;
 
 use crate::Cache;
-use crate::conditional::{Precondition, evaluate_preconditions, not_modified_headers};
+use crate::conditional::{Precondition, evaluate_for_existing, not_modified_headers};
 use crate::stampede::HeldLock;
 use crate::store::LocalStore;
 
 #[cfg(feature = "axum")]
 pub use around::{CachedRouter, CachedRouterFuture};
+pub use background::{DEFAULT_BACKGROUND_TIMEOUT, DEFAULT_MAX_BACKGROUND_TASKS};
 pub use body::CacheBody;
 pub use layer::{CacheLayer, CacheService, cache_page};
 pub use serve::ResponseFuture;
 pub use split::{FetchFromCache, FetchFromCacheLayer, UpdateCache, UpdateCacheLayer, UpdateFuture};
 pub use status::{Bypass, CacheStatus, NotStored, Stale};
 
+use background::Background;
 use entry::{Entry, Variants};
 use flight::{Leader, PageFlights};
 pub(crate) use key::push_decimal;
-use key::{Class, Url, push_page_head, push_primary_key, push_url, push_variant_suffix};
+use key::{Class, KeyScheme, Url, push_page_head, push_primary_key, push_url, push_variant_suffix};
 use lookup::Hit;
 use memo::Memo;
-use status::{MissKind, cache_status_value};
+use status::{Member, MissKind, cache_status_value};
 
 /// Default timeout of the per-site layers: Django's `CACHE_MIDDLEWARE_SECONDS`.
 pub const DEFAULT_PAGE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -60,6 +63,8 @@ pub const DEFAULT_PAGE_TIMEOUT: Duration = Duration::from_secs(600);
 pub const DEFAULT_MAX_BODY_SIZE: usize = 4 << 20;
 /// Default bound on how long a request waits for another one fetching the same page.
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default name of the cache in its `Cache-Status` member.
+pub const DEFAULT_CACHE_STATUS_NAME: &str = "axum-cache";
 /// Default time a page found not storable skips coalescing ("hit-for-pass").
 pub const DEFAULT_PASS_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -80,8 +85,12 @@ pub(crate) struct Config {
     statuses: Vec<StatusCode>,
     store_set_cookie: bool,
     cache_status_header: bool,
+    /// This cache's name in `Cache-Status`, as a structured-field token or string.
+    cache_status_name: String,
     key_part: Option<KeyPartFn>,
     ignored_params: Vec<String>,
+    /// Where the scheme in keys comes from.
+    scheme: KeyScheme,
     clock: ClockFn,
     coalesce: bool,
     wait_timeout: Duration,
@@ -92,6 +101,8 @@ pub(crate) struct Config {
     jitter: f64,
     lock: Option<LockSettings>,
     flights: Arc<PageFlights>,
+    /// Remote writes and background refreshes, bounded in number and time.
+    background: Arc<Background>,
     /// Entries decoded from a remote store's bytes, reused while those bytes do not change.
     memo: Arc<Memo>,
     counters: Arc<Counters>,
@@ -129,6 +140,12 @@ pub struct PageStats {
     pub stale_served: u64,
     /// Background refreshes started (stale-while-revalidate and early refresh).
     pub refreshes: u64,
+    /// Background work (remote writes, refreshes) skipped because as many tasks as
+    /// [`max_background_tasks`](CacheLayer::max_background_tasks) allows were running.
+    pub background_skipped: u64,
+    /// Background work stopped at its deadline
+    /// ([`background_timeout`](CacheLayer::background_timeout)).
+    pub background_timed_out: u64,
 }
 
 impl Config {
@@ -143,8 +160,10 @@ impl Config {
             statuses: vec![StatusCode::OK],
             store_set_cookie: false,
             cache_status_header: false,
+            cache_status_name: DEFAULT_CACHE_STATUS_NAME.to_owned(),
             key_part: None,
             ignored_params: Vec::new(),
+            scheme: KeyScheme::default(),
             clock: Arc::new(SystemTime::now),
             coalesce: true,
             wait_timeout: DEFAULT_WAIT_TIMEOUT,
@@ -155,6 +174,7 @@ impl Config {
             jitter: 0.0,
             lock: None,
             flights: Arc::default(),
+            background: Arc::default(),
             memo: Arc::default(),
             counters: Arc::default(),
         };
@@ -177,6 +197,8 @@ impl Config {
             lock_waits: read(&self.counters.lock_waits),
             stale_served: read(&self.counters.stale_served),
             refreshes: read(&self.counters.refreshes),
+            background_skipped: self.background.skipped(),
+            background_timed_out: self.background.timed_out(),
         }
     }
 
@@ -213,9 +235,16 @@ impl Config {
         names: &[HeaderName],
         headers: &HeaderMap,
     ) -> String {
-        let mut key = String::with_capacity(primary.len() + 64);
+        let mut key = String::with_capacity(primary.len() + 32 + 80 * names.len());
         key.push_str(primary);
-        push_variant_suffix(&mut key, generation, extra, names, headers);
+        push_variant_suffix(
+            &mut key,
+            generation,
+            extra,
+            names,
+            headers,
+            self.cache.digester(),
+        );
         self.store_safe(key)
     }
 
@@ -239,12 +268,16 @@ impl Config {
     /// request's preconditions decide it. `status` says whether the entry is fresh or stale. An
     /// entry no one else holds (one just decoded from a remote store, too large for the memo)
     /// gives up its headers and body instead of copying them.
+    ///
+    /// `member` says what the `Cache-Status` header (when on) adds: whether the request waited
+    /// for another's fetch, and the origin's status when it stands in for a failed response.
     pub(crate) fn hit_response<B>(
         &self,
         hit: Hit,
         method: &Method,
         request: &HeaderMap,
         status: CacheStatus,
+        member: Member,
         extensions: http::Extensions,
     ) -> Response<CacheBody<B>> {
         let Hit {
@@ -253,12 +286,14 @@ impl Config {
             conditional,
         } = hit;
         let age = age_value(now, entry.stored_at);
+        let ttl = self
+            .cache_status_header
+            .then(|| remaining_seconds(&entry, now));
         let precondition = if conditional {
-            evaluate_preconditions(method, request, entry.etag.as_ref(), entry.last_modified)
+            evaluate_for_existing(method, request, entry.etag.as_ref(), entry.last_modified)
         } else {
             Precondition::Proceed
         };
-        let stored_status = entry.status;
         let (code, mut headers, body) = match precondition {
             Precondition::Proceed => {
                 let with_body = method != Method::HEAD;
@@ -294,9 +329,20 @@ impl Config {
                 headers.insert(header::AGE, age);
             }
         }
-        // The stored headers already say "hit"; anything else is written here.
-        if self.cache_status_header && (code != stored_status || status != CacheStatus::Hit) {
-            headers.insert(CACHE_STATUS, cache_status_value(status, MissKind::Uri));
+        // Stored entries carry a placeholder of this cache's member (and no upstream's: what
+        // another cache did for the request that stored the page says nothing about this one).
+        if let Some(ttl) = ttl {
+            let member = Member {
+                ttl: Some(ttl),
+                ..member
+            };
+            let value = cache_status_value(&self.cache_status_name, status, member);
+            match headers.get_mut(&CACHE_STATUS) {
+                Some(placeholder) => *placeholder = value,
+                None => {
+                    headers.insert(CACHE_STATUS, value);
+                }
+            }
         }
         let mut response = Response::new(CacheBody::cached(body));
         *response.status_mut() = code;
@@ -320,7 +366,7 @@ impl Config {
     ) -> Response<CacheBody<B>> {
         match then {
             Some(Then::Finish(pending)) => match pending.stale_instead(&response) {
-                Some(entry) => self.stale_if_error(entry, &pending),
+                Some(entry) => self.stale_if_error(entry, &pending, Some(response.status())),
                 None => self.finish(pending, response),
             },
             Some(Then::Bypass(bypass)) => self.bypass(response, bypass),
@@ -334,8 +380,14 @@ impl Config {
         }
     }
 
-    /// Serves the stale entry in place of a failed origin response (`stale-if-error`).
-    fn stale_if_error<B>(&self, entry: Arc<Entry>, pending: &Pending) -> Response<CacheBody<B>> {
+    /// Serves the stale entry in place of a failed origin response (`stale-if-error`), whose
+    /// status is `origin_status` (`None` when the inner service failed without a response).
+    fn stale_if_error<B>(
+        &self,
+        entry: Arc<Entry>,
+        pending: &Pending,
+        origin_status: Option<StatusCode>,
+    ) -> Response<CacheBody<B>> {
         let method = if pending.class == Class::Head {
             Method::HEAD
         } else {
@@ -347,11 +399,16 @@ impl Config {
             // A request with `If-Match` or `If-Unmodified-Since` never reached an entry.
             conditional: lookup::request_validators(&pending.headers).unwrap_or_default(),
         };
+        let member = Member {
+            fwd_status: origin_status,
+            ..Member::served()
+        };
         self.hit_response(
             hit,
             &method,
             &pending.headers,
             CacheStatus::Stale(Stale::IfError),
+            member,
             http::Extensions::new(),
         )
     }
@@ -361,7 +418,7 @@ impl Config {
         match then {
             Some(Then::Finish(pending)) => {
                 let entry = Arc::clone(pending.stale.as_ref()?);
-                Some(self.stale_if_error(entry, &pending))
+                Some(self.stale_if_error(entry, &pending, None))
             }
             _ => None,
         }
@@ -379,12 +436,14 @@ impl Config {
         response
     }
 
+    /// Marks a response from the origin with what the cache did. This cache's `Cache-Status`
+    /// member is appended after any the response already carries from caches nearer the origin.
     fn mark<B>(&self, response: &mut Response<B>, status: CacheStatus, miss: MissKind) {
         crate::log::page_outcome(status);
         if self.cache_status_header {
-            response
-                .headers_mut()
-                .insert(CACHE_STATUS, cache_status_value(status, miss));
+            let member = Member::forwarded(miss, response.status());
+            let value = cache_status_value(&self.cache_status_name, status, member);
+            response.headers_mut().append(CACHE_STATUS, value);
         }
         response.extensions_mut().insert(status);
     }
@@ -401,8 +460,10 @@ impl fmt::Debug for Config {
             .field("statuses", &self.statuses)
             .field("store_set_cookie", &self.store_set_cookie)
             .field("cache_status_header", &self.cache_status_header)
+            .field("cache_status_name", &self.cache_status_name)
             .field("key_part", &self.key_part.is_some())
             .field("ignored_params", &self.ignored_params)
+            .field("scheme", &self.scheme)
             .field("coalesce", &self.coalesce)
             .field("wait_timeout", &self.wait_timeout)
             .field("stale_while_revalidate", &self.stale_while_revalidate)
@@ -410,6 +471,8 @@ impl fmt::Debug for Config {
             .field("refresh_before", &self.refresh_before)
             .field("jitter", &self.jitter)
             .field("lock", &self.lock)
+            .field("max_background_tasks", &self.background.limit())
+            .field("background_timeout", &self.background.timeout())
             .finish_non_exhaustive()
     }
 }
@@ -422,6 +485,8 @@ pub(crate) struct Pending {
     primary: String,
     /// What that record held.
     found: Found,
+    /// The request's URL path, without the query: what diagnostics name the page by.
+    path: String,
     /// The request headers as the fetch step saw them, for the variant key.
     headers: HeaderMap,
     extra: String,
@@ -504,6 +569,19 @@ impl CacheTags {
     /// The tags.
     pub fn tags(&self) -> &[String] {
         &self.0
+    }
+}
+
+/// How many seconds an entry stays fresh after `now`: negative once it is stale.
+fn remaining_seconds(entry: &Entry, now: SystemTime) -> i64 {
+    let fresh_until = entry
+        .stored_at
+        .checked_add(entry.lifetime.fresh)
+        .unwrap_or(entry.stored_at);
+    let seconds = |duration: Duration| i64::try_from(duration.as_secs()).unwrap_or(i64::MAX);
+    match fresh_until.duration_since(now) {
+        Ok(left) => seconds(left),
+        Err(past) => -seconds(past.duration()),
     }
 }
 

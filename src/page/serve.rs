@@ -18,9 +18,11 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tower_service::Service;
 
+use super::background::NotStarted;
 use super::flight::{self, Outcome, Role, Waited};
 use super::key::class_of;
 use super::lookup::{Hit, Lookup};
+use super::status::Member;
 use super::{Bypass, CacheBody, CacheStatus, Config, Pending, Stale, Then};
 use crate::stampede::HeldLock;
 
@@ -105,7 +107,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    ReqBody: Send + 'static,
+    ReqBody: Body + Send + 'static,
     ResBody: Body + Send + 'static,
     ResBody::Data: Buf,
 {
@@ -123,10 +125,13 @@ where
     if class_of(&parts.method).is_none() {
         return origin(inner, Then::Bypass(Bypass::Method), parts, body);
     }
+    if has_body(&parts, &body) {
+        return origin(inner, Then::Bypass(Bypass::Body), parts, body);
+    }
     let mut first_wait = None;
     if let Some(local) = config.local() {
         match config.lookup_local(local, &parts) {
-            Lookup::Hit(hit) => return ready(config.answer(hit, &mut parts, CacheStatus::Hit)),
+            Lookup::Hit(hit) => return ready(config.answer(hit, &mut parts, false)),
             Lookup::Bypass(bypass) => return origin(inner, Then::Bypass(bypass), parts, body),
             Lookup::Refresh {
                 hit,
@@ -174,6 +179,19 @@ where
     }
 }
 
+/// Whether a request carries a body. The key does not cover it, so a `GET` with a body (which
+/// a handler may read) must neither be answered from nor stored in the cache: otherwise one
+/// client's body could decide the page every other client gets.
+fn has_body<B: Body>(parts: &Parts, body: &B) -> bool {
+    let declared = parts.headers.contains_key(http::header::TRANSFER_ENCODING)
+        || parts
+            .headers
+            .get_all(http::header::CONTENT_LENGTH)
+            .iter()
+            .any(|length| length.as_bytes() != b"0");
+    declared || (!body.is_end_stream() && body.size_hint().exact() != Some(0))
+}
+
 fn ready<F, B, E>(response: Response<CacheBody<B>>) -> ResponseFuture<F, B, E> {
     ResponseFuture {
         state: State::Ready {
@@ -212,9 +230,11 @@ async fn settle<B>(
 ) -> Settled<B> {
     let mut join = config.coalesce;
     let mut round = 0;
+    let mut waited = false;
     loop {
         round += 1;
         if let Some(receiver) = wait_for.take() {
+            waited = true;
             config.counters.coalesced.fetch_add(1, Ordering::Relaxed);
             // Boxed, as the lock below: rare paths, kept out of the size of every lookup's future.
             match Box::pin(flight::wait(receiver, config.wait_timeout)).await {
@@ -224,9 +244,7 @@ async fn settle<B>(
             }
         }
         let mut pending = match config.lookup(parts).await {
-            Lookup::Hit(hit) => {
-                return Settled::Answer(config.answer(hit, parts, CacheStatus::Hit));
-            }
+            Lookup::Hit(hit) => return Settled::Answer(config.answer(hit, parts, waited)),
             Lookup::Bypass(bypass) => return Settled::Ask(Then::Bypass(bypass)),
             Lookup::Refresh {
                 hit,
@@ -245,8 +263,9 @@ async fn settle<B>(
             Role::Leader(leader) => {
                 pending.leader = Some(leader);
                 let locked = Box::pin(config.lock_across_processes(&mut pending, parts)).await;
-                if let Some(hit) = locked {
-                    return Settled::Answer(config.answer(hit, parts, CacheStatus::Hit));
+                if let Some((hit, waited_for_lock)) = locked {
+                    let collapsed = waited || waited_for_lock;
+                    return Settled::Answer(config.answer(hit, parts, collapsed));
                 }
                 return Settled::Ask(Then::Finish(pending));
             }
@@ -259,14 +278,23 @@ async fn settle<B>(
 impl Config {
     /// The response to a request that ends with this hit: the request's extension storage
     /// carries the response's.
-    fn answer<B>(
-        &self,
-        hit: Hit,
-        parts: &mut Parts,
-        status: CacheStatus,
-    ) -> Response<CacheBody<B>> {
+    ///
+    /// `collapsed`: the request waited for another request's fetch of the page.
+    fn answer<B>(&self, hit: Hit, parts: &mut Parts, collapsed: bool) -> Response<CacheBody<B>> {
         let extensions = std::mem::take(&mut parts.extensions);
-        self.hit_response(hit, &parts.method, &parts.headers, status, extensions)
+        let member = Member {
+            collapsed,
+            ..Member::served()
+        };
+        let status = CacheStatus::Hit;
+        self.hit_response(
+            hit,
+            &parts.method,
+            &parts.headers,
+            status,
+            member,
+            extensions,
+        )
     }
 
     /// The response to a request that goes on after this hit, whole, to refresh the page.
@@ -277,7 +305,15 @@ impl Config {
         status: CacheStatus,
     ) -> Response<CacheBody<B>> {
         let extensions = http::Extensions::new();
-        self.hit_response(hit, &parts.method, &parts.headers, status, extensions)
+        let member = Member::served();
+        self.hit_response(
+            hit,
+            &parts.method,
+            &parts.headers,
+            status,
+            member,
+            extensions,
+        )
     }
 
     /// The request's part in the flight for its page (always a pass when coalescing is off).
@@ -291,8 +327,13 @@ impl Config {
     /// With the opt-in lock, makes sure only one process asks the origin for a page: takes the
     /// lock (then looks once more, in case another process just stored the page), or waits for
     /// the process that holds it, looking for the page until it appears, the lock is free, or
-    /// the wait runs out. Returns the page when another process stored it.
-    async fn lock_across_processes(&self, pending: &mut Pending, parts: &Parts) -> Option<Hit> {
+    /// the wait runs out. Returns the page when another process stored it, with whether this
+    /// request waited for that process's lock.
+    async fn lock_across_processes(
+        &self,
+        pending: &mut Pending,
+        parts: &Parts,
+    ) -> Option<(Hit, bool)> {
         let settings = self.lock?;
         if self.local().is_some() {
             return None;
@@ -307,7 +348,7 @@ impl Config {
                 Ok(Some(token)) => {
                     let held = HeldLock::new(Arc::clone(&store), key, token);
                     if let Lookup::Hit(hit) = self.lookup_remote(parts).await {
-                        return Some(hit);
+                        return Some((hit, waited));
                     }
                     pending.lock = Some(held);
                     return None;
@@ -322,11 +363,12 @@ impl Config {
                     }
                     tokio::time::sleep(settings.poll).await;
                     if let Lookup::Hit(hit) = self.lookup_remote(parts).await {
-                        return Some(hit);
+                        return Some((hit, true));
                     }
                 }
                 Err(error) => {
-                    self.cache.note_store_error("lock", &key, &error);
+                    self.cache
+                        .note_store_error_at("lock", Some(parts.uri.path()), &key, &error);
                     return None;
                 }
             }
@@ -334,8 +376,10 @@ impl Config {
     }
 }
 
-/// Fetches a page again in the background while its stored copy is served; only one refresh
-/// per page runs at a time.
+/// Fetches a page again in the background while its stored copy is served. Only one refresh
+/// per page runs at a time, whether or not misses are coalesced: a refresh leads the page's
+/// flight, and a page that is already being fetched, or was just found not storable, is not
+/// refreshed again. The refresh is a bounded background task.
 fn refresh<S, ReqBody, ResBody>(
     config: &Arc<Config>,
     inner: S,
@@ -346,31 +390,33 @@ fn refresh<S, ReqBody, ResBody>(
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    ReqBody: Send + 'static,
+    ReqBody: Body + Send + 'static,
     ResBody: Body + Send + 'static,
     ResBody::Data: Buf,
 {
     let mut pending = pending;
-    let Role::Leader(leader) = config.join(&pending) else {
-        // Someone is already fetching this page.
+    let Role::Leader(leader) = config.flights.join(pending.flight_key.clone()) else {
         return;
     };
     pending.leader = Some(leader);
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    config.counters.refreshes.fetch_add(1, Ordering::Relaxed);
-    let config = Arc::clone(config);
-    runtime.spawn(async move {
+    let task_config = Arc::clone(config);
+    let work = async move {
         let mut inner = inner;
         if poll_fn(|cx| inner.poll_ready(cx)).await.is_err() {
             return;
         }
         if let Ok(response) = inner.call(Request::from_parts(parts, body)).await {
-            let response = config.apply(Some(Then::Finish(pending)), response);
+            let response = task_config.apply(Some(Then::Finish(pending)), response);
             drain(response.into_body()).await;
         }
-    });
+    };
+    match config.background.spawn(work) {
+        Ok(()) => {
+            config.counters.refreshes.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(NotStarted::NoRuntime) => crate::log::no_runtime(),
+        Err(NotStarted::Full) => {}
+    }
 }
 
 /// Reads a body to its end, so that a background refresh is recorded and stored.

@@ -75,8 +75,11 @@ pub enum Bypass {
     /// authority is not the `Host` header.
     Host,
     /// The request carries `If-Match` or `If-Unmodified-Since`, which only the origin can
-    /// evaluate (RFC 9111 §4.3.2: they do not apply to a cache).
+    /// evaluate (they do not apply to a cache).
     Precondition,
+    /// The request has a body (a `GET` or `HEAD` with content), which the key does not cover:
+    /// its response is neither looked up nor stored.
+    Body,
 }
 
 impl NotStored {
@@ -99,6 +102,7 @@ impl Bypass {
             Bypass::Method => "method",
             Bypass::Host => "host",
             Bypass::Precondition => "precondition",
+            Bypass::Body => "body",
         }
     }
 }
@@ -110,26 +114,209 @@ pub(crate) enum MissKind {
     Vary,
 }
 
-/// The RFC 9211 `Cache-Status` value for an outcome.
-pub(crate) fn cache_status_value(status: CacheStatus, miss: MissKind) -> HeaderValue {
-    let fwd = match miss {
+/// What a `Cache-Status` member tells besides the outcome.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Member {
+    /// For a response from the origin: whether the URL or only the variant was missing.
+    pub(crate) miss: MissKind,
+    /// The status of the origin's response, when the origin was asked.
+    pub(crate) fwd_status: Option<http::StatusCode>,
+    /// For a response from the cache: its remaining freshness in seconds (negative once stale).
+    pub(crate) ttl: Option<i64>,
+    /// The request waited for another request's fetch and got its stored response.
+    pub(crate) collapsed: bool,
+}
+
+impl Member {
+    /// A response from the cache, without waiting for another request.
+    pub(crate) fn served() -> Member {
+        Member {
+            miss: MissKind::Uri,
+            fwd_status: None,
+            ttl: None,
+            collapsed: false,
+        }
+    }
+
+    /// A response from the origin, with its status.
+    pub(crate) fn forwarded(miss: MissKind, status: http::StatusCode) -> Member {
+        Member {
+            miss,
+            fwd_status: Some(status),
+            ttl: None,
+            collapsed: false,
+        }
+    }
+}
+
+/// The largest magnitude of a structured-field integer.
+const MAX_SF_INTEGER: i64 = 999_999_999_999_999;
+
+/// This cache's member of the `Cache-Status` field for an outcome, named `name` (already a
+/// structured-field token or string, see [`cache_status_name`]). `hit` and `fwd` never appear
+/// together: a stale page served while it is refreshed is a hit with a negative `ttl`, one
+/// served because the origin failed is `fwd=stale`, and a request that waited for another's
+/// fetch is `fwd=miss` with `collapsed`.
+pub(crate) fn cache_status_value(name: &str, status: CacheStatus, member: Member) -> HeaderValue {
+    use std::fmt::Write;
+    let fwd = match member.miss {
         MissKind::Uri => "uri-miss",
         MissKind::Vary => "vary-miss",
     };
-    let text = match status {
-        CacheStatus::Hit => return HeaderValue::from_static("axum-cache; hit"),
-        CacheStatus::Stale(Stale::WhileRevalidate) => {
-            return HeaderValue::from_static("axum-cache; hit; fwd=stale; detail=while-revalidate");
+    let mut text = String::with_capacity(name.len() + 48);
+    text.push_str(name);
+    match status {
+        CacheStatus::Hit | CacheStatus::Stale(Stale::WhileRevalidate) if member.collapsed => {
+            text.push_str("; fwd=miss");
         }
-        CacheStatus::Stale(Stale::IfError) => {
-            return HeaderValue::from_static("axum-cache; hit; fwd=stale; detail=if-error");
+        CacheStatus::Hit | CacheStatus::Stale(Stale::WhileRevalidate) => text.push_str("; hit"),
+        CacheStatus::Stale(Stale::IfError) => text.push_str("; fwd=stale"),
+        CacheStatus::Stored | CacheStatus::Miss(_) => {
+            let _ = write!(text, "; fwd={fwd}");
         }
-        CacheStatus::Stored => format!("axum-cache; fwd={fwd}; stored"),
-        CacheStatus::Miss(reason) => format!("axum-cache; fwd={fwd}; detail={}", reason.detail()),
+        CacheStatus::Bypass(Bypass::Method) => text.push_str("; fwd=method"),
         CacheStatus::Bypass(reason) => {
-            format!("axum-cache; fwd=bypass; detail={}", reason.detail())
+            let _ = write!(text, "; fwd=bypass; detail={}", reason.detail());
         }
-    };
-    // Built from fixed ASCII tokens only.
+    }
+    if let Some(status) = member.fwd_status {
+        let _ = write!(text, "; fwd-status={}", status.as_u16());
+    }
+    if let Some(ttl) = member.ttl {
+        let _ = write!(text, "; ttl={}", ttl.clamp(-MAX_SF_INTEGER, MAX_SF_INTEGER));
+    }
+    match status {
+        CacheStatus::Stored => text.push_str("; stored"),
+        CacheStatus::Miss(reason) => {
+            let _ = write!(text, "; detail={}", reason.detail());
+        }
+        _ => {}
+    }
+    if member.collapsed {
+        text.push_str("; collapsed");
+    }
+    // Built from a checked name, fixed ASCII tokens and numbers only.
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("axum-cache"))
+}
+
+/// A cache name as a `Cache-Status` member starts: the name itself when it is a
+/// structured-field token (a letter or `*`, then token characters, `:` or `/`), otherwise a
+/// quoted string with `"` and `\` escaped and anything but printable ASCII replaced by `?`.
+pub(crate) fn cache_status_name(name: &str) -> String {
+    let token = name.bytes().enumerate().all(|(at, byte)| {
+        if at == 0 {
+            byte.is_ascii_alphabetic() || byte == b'*'
+        } else {
+            byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~:/".contains(&byte)
+        }
+    });
+    if token && !name.is_empty() {
+        return name.to_owned();
+    }
+    let mut quoted = String::with_capacity(name.len() + 2);
+    quoted.push('"');
+    for character in name.chars() {
+        match character {
+            '"' | '\\' => {
+                quoted.push('\\');
+                quoted.push(character);
+            }
+            ' '..='~' => quoted.push(character),
+            _ => quoted.push('?'),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::StatusCode;
+
+    fn value(status: CacheStatus, member: Member) -> String {
+        cache_status_value("axum-cache", status, member)
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn served(ttl: i64, collapsed: bool) -> Member {
+        Member {
+            miss: MissKind::Uri,
+            fwd_status: None,
+            ttl: Some(ttl),
+            collapsed,
+        }
+    }
+
+    #[test]
+    fn members_say_what_the_cache_did() {
+        assert_eq!(
+            value(CacheStatus::Hit, served(42, false)),
+            "axum-cache; hit; ttl=42"
+        );
+        assert_eq!(
+            value(
+                CacheStatus::Stale(Stale::WhileRevalidate),
+                served(-5, false)
+            ),
+            "axum-cache; hit; ttl=-5"
+        );
+        assert_eq!(
+            value(CacheStatus::Hit, served(30, true)),
+            "axum-cache; fwd=miss; ttl=30; collapsed"
+        );
+        let failed = Member {
+            fwd_status: Some(StatusCode::SERVICE_UNAVAILABLE),
+            ..served(-3, false)
+        };
+        assert_eq!(
+            value(CacheStatus::Stale(Stale::IfError), failed),
+            "axum-cache; fwd=stale; fwd-status=503; ttl=-3"
+        );
+        let origin = Member::forwarded(MissKind::Vary, StatusCode::OK);
+        assert_eq!(
+            value(CacheStatus::Stored, origin),
+            "axum-cache; fwd=vary-miss; fwd-status=200; stored"
+        );
+        assert_eq!(
+            value(CacheStatus::Miss(NotStored::SetCookie), origin),
+            "axum-cache; fwd=vary-miss; fwd-status=200; detail=set-cookie"
+        );
+        assert_eq!(
+            value(CacheStatus::Bypass(Bypass::Method), origin),
+            "axum-cache; fwd=method; fwd-status=200"
+        );
+        assert_eq!(
+            value(CacheStatus::Bypass(Bypass::Body), origin),
+            "axum-cache; fwd=bypass; detail=body; fwd-status=200"
+        );
+        for status in [CacheStatus::Hit, CacheStatus::Stale(Stale::IfError)] {
+            for collapsed in [false, true] {
+                let text = value(status, served(1, collapsed));
+                assert!(!(text.contains("hit") && text.contains("fwd")), "{text}");
+            }
+        }
+        assert_eq!(
+            value(CacheStatus::Hit, served(i64::MIN, false)),
+            "axum-cache; hit; ttl=-999999999999999"
+        );
+    }
+
+    #[test]
+    fn names_are_tokens_or_quoted_strings() {
+        assert_eq!(cache_status_name("edge-1"), "edge-1");
+        assert_eq!(cache_status_name("ExampleCache/2"), "ExampleCache/2");
+        assert_eq!(cache_status_name("my cache"), "\"my cache\"");
+        assert_eq!(cache_status_name("1st"), "\"1st\"");
+        assert_eq!(cache_status_name("a\"b\\c"), "\"a\\\"b\\\\c\"");
+        assert_eq!(cache_status_name("caché\n"), "\"cach??\"");
+        assert_eq!(cache_status_name(""), "\"\"");
+        for name in ["edge-1", "my cache", "a\"b", "caché\n", ""] {
+            let member =
+                cache_status_value(&cache_status_name(name), CacheStatus::Hit, served(1, false));
+            assert!(member.to_str().is_ok());
+        }
+    }
 }

@@ -8,10 +8,11 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use http_body::Body;
 
+use super::background::NotStarted;
 use super::body::Recorder;
 use super::entry::{self, Entry, Lifetime, Record, Variants};
 use super::flight::Leader;
-use super::key::{Class, request_value};
+use super::key::{Class, request_digest, request_value};
 use super::{
     CACHE_STATUS, CACHE_TAG, CacheBody, CacheStatus, CacheTags, Config, Found, NotStored, Pending,
 };
@@ -72,7 +73,15 @@ impl Config {
         let decision = self.decide(&pending, &mut parts.headers, parts.status, &body);
         let (status, body) = match decision {
             Decision::Skip(reason) => {
-                Waiting::take(&mut pending).done(false, self.pass_timeout);
+                let waiting = Waiting::take(&mut pending);
+                if answers_this_request_only(reason, parts.status, &pending.headers) {
+                    // Says nothing about the other requests for the page: its waiters look
+                    // again (one of them asks the origin for itself and the rest), and the
+                    // page keeps coalescing.
+                    drop(waiting);
+                } else {
+                    waiting.done(false, self.pass_timeout);
+                }
                 (CacheStatus::Miss(reason), CacheBody::passthrough(body))
             }
             Decision::Store(lifetime) if pending.class == Class::Head => {
@@ -174,10 +183,19 @@ impl Config {
         if !storable_status {
             return Decision::Skip(NotStored::Status);
         }
-        let (stale_while_revalidate, stale_if_error) = self.stale_windows(
-            cache_control.stale_while_revalidate(),
-            cache_control.stale_if_error(),
-        );
+        let (stale_while_revalidate, stale_if_error) = if forbids_stale(&cache_control) {
+            // Never served stale by a window of ours, nor by its own `stale-while-revalidate`;
+            // only its own `stale-if-error` may still stand in for an origin that fails.
+            (
+                Duration::ZERO,
+                cache_control.stale_if_error().unwrap_or_default(),
+            )
+        } else {
+            self.stale_windows(
+                cache_control.stale_while_revalidate(),
+                cache_control.stale_if_error(),
+            )
+        };
         Decision::Store(Lifetime {
             fresh: jittered(timeout, self.jitter),
             stale_while_revalidate,
@@ -207,13 +225,15 @@ impl Config {
             &mut headers,
             pending.class,
             body.len(),
-            self.cache_status_header,
+            self.cache_status_header
+                .then_some(self.cache_status_name.as_str()),
         );
         let Vary::Names(names) = vary(&headers) else {
             waiting.done(false, self.pass_timeout);
             return;
         };
-        let authorization = request_value(&pending.headers, &header::AUTHORIZATION);
+        let digester = self.cache.digester();
+        let authorization = request_digest(&pending.headers, &header::AUTHORIZATION, digester);
         let (etag, last_modified) = Entry::validators(&headers);
         let mut entry = Entry {
             status,
@@ -235,6 +255,7 @@ impl Config {
             && !matches!(pending.found, Found::Variants(_));
         if direct {
             self.write(
+                &pending.path,
                 vec![(pending.primary, Record::Entry(Arc::new(entry)), kept)],
                 waiting,
             );
@@ -270,7 +291,10 @@ impl Config {
         entry.vary = variants
             .names
             .iter()
-            .map(|name| (name.clone(), request_value(&pending.headers, name)))
+            .map(|name| {
+                let digest = request_digest(&pending.headers, name, digester);
+                (name.clone(), digest)
+            })
             .collect();
         let mut writes = Vec::with_capacity(2);
         if found.as_ref() != Some(&variants) {
@@ -282,14 +306,15 @@ impl Config {
             writes.push((pending.primary, Record::Variants(variants), list_ttl));
         }
         writes.push((variant, Record::Entry(Arc::new(entry)), kept));
-        self.write(writes, waiting);
+        self.write(&pending.path, writes, waiting);
     }
 
-    /// Writes records: at once into an in-process store, in a background task into a remote
-    /// one, then releases whoever waits on them. Failures are counted and logged, never raised.
-    fn write(&self, writes: Vec<(String, Record, Duration)>, waiting: Waiting) {
+    /// Writes records: at once into an in-process store, in a bounded background task into a
+    /// remote one, then releases whoever waits on them. Failures are counted and logged, never
+    /// raised. `path` names the page in diagnostics.
+    fn write(&self, path: &str, writes: Vec<(String, Record, Duration)>, waiting: Waiting) {
         for (key, _, ttl) in &writes {
-            crate::log::page_stored(key, *ttl);
+            crate::log::page_stored(path, key, *ttl);
         }
         // The keys of the stored entry's tags must exist for the entry to count as valid; a
         // missing one is created as `tag_birth` says.
@@ -311,7 +336,8 @@ impl Config {
             let mut stored = true;
             for (key, birth) in &tag_keys {
                 if let Err(error) = local.add_bytes(key, birth.clone(), None) {
-                    self.cache.note_store_error("add", key, &error);
+                    self.cache
+                        .note_store_error_at("add", Some(path), key, &error);
                     stored = false;
                 }
             }
@@ -327,7 +353,8 @@ impl Config {
                     }
                 };
                 if let Err(error) = local.set_object(&key, object, size, Some(ttl)) {
-                    self.cache.note_store_error("set", &key, &error);
+                    self.cache
+                        .note_store_error_at("set", Some(path), &key, &error);
                     stored = false;
                 }
             }
@@ -339,28 +366,60 @@ impl Config {
             .map(|(key, record, ttl)| (key, entry::encode(&record), Some(ttl)))
             .collect();
         let cache = self.cache.clone();
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            crate::log::no_runtime();
-            waiting.done(false, pass);
-            return;
-        };
-        runtime.spawn(async move {
+        let path = path.to_owned();
+        // If the write is skipped or stopped, `waiting` is dropped with it: the waiters look
+        // again (and one of them leads), and the page is not marked as not storable.
+        let started = self.background.spawn(async move {
             for (key, birth) in tag_keys {
                 if let Err(error) = cache.store().add(&key, birth, None).await {
-                    cache.note_store_error("add", &key, &error);
+                    cache.note_store_error_at("add", Some(&path), &key, &error);
                     waiting.done(false, pass);
                     return;
                 }
             }
             for (key, bytes, ttl) in encoded {
                 if let Err(error) = cache.store().set(&key, bytes, ttl).await {
-                    cache.note_store_error("set", &key, &error);
+                    cache.note_store_error_at("set", Some(&path), &key, &error);
                     waiting.done(false, pass);
                     return;
                 }
             }
             waiting.done(true, pass);
         });
+        if started == Err(NotStarted::NoRuntime) {
+            crate::log::no_runtime();
+        }
+    }
+}
+
+/// Whether a response forbids being served once stale: `must-revalidate`, `proxy-revalidate`
+/// (which binds shared caches such as this one) or `no-cache` (stored only through settings
+/// that allow it, and then never reused without the origin).
+fn forbids_stale(cache_control: &CacheControl) -> bool {
+    cache_control.must_revalidate()
+        || cache_control.proxy_revalidate()
+        || cache_control.is_no_cache()
+}
+
+/// Whether a response is not storable because of what this one request asked or carried, not
+/// because of the page: a `304` or `412` (the answer to the client's validators), a `206` (to
+/// its range), a response setting a cookie (usually this client's session), or a response
+/// marked `private`, `no-cache` or `no-store` to a request with credentials (`Authorization`
+/// or `Cookie`). Only other verdicts, which would hold for every request, mark the page as not
+/// storable for everyone.
+fn answers_this_request_only(reason: NotStored, status: StatusCode, request: &HeaderMap) -> bool {
+    match reason {
+        NotStored::Status => matches!(
+            status,
+            StatusCode::NOT_MODIFIED
+                | StatusCode::PRECONDITION_FAILED
+                | StatusCode::PARTIAL_CONTENT
+        ),
+        NotStored::SetCookie => true,
+        NotStored::CacheControl => {
+            request.contains_key(header::AUTHORIZATION) || request.contains_key(header::COOKIE)
+        }
+        _ => false,
     }
 }
 
@@ -410,7 +469,7 @@ fn prepare_stored_headers(
     headers: &mut HeaderMap,
     class: Class,
     body_len: usize,
-    cache_status: bool,
+    cache_status: Option<&str>,
 ) {
     for name in &HOP_BY_HOP {
         headers.remove(name);
@@ -420,10 +479,14 @@ fn prepare_stored_headers(
     if class == Class::Get {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
     }
-    if cache_status {
-        headers.insert(CACHE_STATUS, HeaderValue::from_static("axum-cache; hit"));
-    } else {
-        headers.remove(CACHE_STATUS);
+    // Whatever caches nearer the origin said about the request that stored the page says
+    // nothing about later hits: only this cache's member (written per hit) is kept.
+    headers.remove(CACHE_STATUS);
+    // A placeholder for this cache's member, which a hit replaces in place.
+    if let Some(name) = cache_status
+        && let Ok(value) = HeaderValue::from_str(&format!("{name}; hit"))
+    {
+        headers.insert(CACHE_STATUS, value);
     }
 }
 

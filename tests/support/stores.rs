@@ -22,6 +22,7 @@ pub struct BytesOnly {
     written: Arc<Mutex<Vec<String>>>,
     pub fail_get_many: Arc<AtomicBool>,
     lag: Arc<Mutex<Option<(Clock, Duration)>>>,
+    held: Arc<Mutex<Option<Arc<tokio::sync::Semaphore>>>>,
 }
 
 impl BytesOnly {
@@ -29,6 +30,14 @@ impl BytesOnly {
     /// `lag`, as a slow remote store would.
     pub fn lag_reads(&self, clock: &Clock, lag: Duration) {
         *self.lag.lock().unwrap() = Some((clock.clone(), lag));
+    }
+
+    /// Makes every later `set` wait for a permit of the returned gate (none to start with), as
+    /// writes to a store that hangs do.
+    pub fn hold_writes(&self) -> Arc<tokio::sync::Semaphore> {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        *self.held.lock().unwrap() = Some(Arc::clone(&gate));
+        gate
     }
 
     pub fn written(&self) -> Vec<String> {
@@ -60,7 +69,14 @@ impl Store for BytesOnly {
     }
     fn set<'a>(&'a self, key: &'a str, value: Bytes, ttl: Ttl) -> StoreFuture<'a, ()> {
         self.record(key);
-        self.inner.set(key, value, ttl)
+        let held = self.held.lock().unwrap().clone();
+        let Some(gate) = held else {
+            return self.inner.set(key, value, ttl);
+        };
+        Box::pin(async move {
+            drop(gate.acquire().await);
+            self.inner.set(key, value, ttl).await
+        })
     }
     fn set_many<'a>(
         &'a self,
