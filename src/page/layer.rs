@@ -364,7 +364,8 @@ impl CacheLayer {
 
     /// Deletes the stored responses for an absolute URL (`https://example.com/path?query`), every
     /// variant included. Returns whether anything was stored. Query parameters this layer
-    /// ignores are ignored here too.
+    /// ignores are ignored here too, and the URL's scheme counts only as the layer's
+    /// [`scheme`](CacheLayer::scheme) settings say (by default, not at all).
     pub async fn delete_page(&self, url: &str) -> Result<bool, Error> {
         let uri: http::Uri = url
             .parse()
@@ -387,8 +388,8 @@ impl CacheLayer {
 
 impl Cache {
     /// Deletes the pages a [`CacheLayer`] or [`cache_page`] with default settings stored for an
-    /// absolute URL, every variant included. For a layer with a key prefix or ignored query
-    /// parameters, use [`CacheLayer::delete_page`] on that layer.
+    /// absolute URL, every variant included. For a layer with a key prefix, ignored query
+    /// parameters or a scheme setting, use [`CacheLayer::delete_page`] on that layer.
     pub async fn delete_page(&self, url: &str) -> Result<bool, Error> {
         CacheLayer::new(self.clone()).delete_page(url).await
     }
