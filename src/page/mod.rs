@@ -478,7 +478,6 @@ impl fmt::Debug for Config {
 }
 
 /// What the fetch step learned on a miss; the update step needs it to store the response.
-#[derive(Debug)]
 pub(crate) struct Pending {
     class: Class,
     /// Store key of the primary record for `class`.
@@ -503,6 +502,18 @@ pub(crate) struct Pending {
     /// unstorable, or the request fails.
     leader: Option<Leader>,
     lock: Option<HeldLock>,
+}
+
+impl fmt::Debug for Pending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the request's headers or keys: they hold request values.
+        f.debug_struct("Pending")
+            .field("class", &self.class)
+            .field("path", &self.path)
+            .field("miss", &self.miss)
+            .field("leads", &self.leader.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Pending {

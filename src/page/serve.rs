@@ -125,7 +125,7 @@ where
     if class_of(&parts.method).is_none() {
         return origin(inner, Then::Bypass(Bypass::Method), parts, body);
     }
-    if has_body(&parts, &body) {
+    if has_body(&body) {
         return origin(inner, Then::Bypass(Bypass::Body), parts, body);
     }
     let mut first_wait = None;
@@ -181,15 +181,11 @@ where
 
 /// Whether a request carries a body. The key does not cover it, so a `GET` with a body (which
 /// a handler may read) must neither be answered from nor stored in the cache: otherwise one
-/// client's body could decide the page every other client gets.
-fn has_body<B: Body>(parts: &Parts, body: &B) -> bool {
-    let declared = parts.headers.contains_key(http::header::TRANSFER_ENCODING)
-        || parts
-            .headers
-            .get_all(http::header::CONTENT_LENGTH)
-            .iter()
-            .any(|length| length.as_bytes() != b"0");
-    declared || (!body.is_end_stream() && body.size_hint().exact() != Some(0))
+/// client's body could decide the page every other client gets. The body itself tells (hyper's
+/// says it has ended when the request declared no content); one that cannot tell counts as a
+/// body.
+fn has_body<B: Body>(body: &B) -> bool {
+    !body.is_end_stream() && body.size_hint().exact() != Some(0)
 }
 
 fn ready<F, B, E>(response: Response<CacheBody<B>>) -> ResponseFuture<F, B, E> {
