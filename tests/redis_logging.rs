@@ -165,6 +165,7 @@ async fn request_secrets_reach_no_key_no_value_no_command_and_no_log() {
     let mut monitor = std::process::Command::new("redis-cli")
         .args(["-p", &server.port().to_string(), "monitor"])
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .expect("redis-cli monitor");
     let mut monitored = std::io::BufReader::new(monitor.stdout.take().expect("monitor output"));
