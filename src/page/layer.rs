@@ -13,7 +13,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::background::Background;
-use super::key::{Class, KeyScheme, Url};
+use super::key::{Class, Url};
+use super::scheme::KeyScheme;
 use super::serve::{ResponseFuture, call_cached};
 use super::split::{FetchFromCacheLayer, UpdateCacheLayer};
 use super::{CacheBody, Config, LockSettings, PageStats};

@@ -19,6 +19,7 @@ mod key;
 mod layer;
 mod lookup;
 mod memo;
+mod scheme;
 mod serve;
 mod split;
 mod status;
@@ -52,9 +53,10 @@ use background::Background;
 use entry::{Entry, Variants};
 use flight::{Leader, PageFlights};
 pub(crate) use key::push_decimal;
-use key::{Class, KeyScheme, Url, push_page_head, push_primary_key, push_url, push_variant_suffix};
+use key::{Class, Url, push_page_head, push_primary_key, push_url, push_variant_suffix};
 use lookup::Hit;
 use memo::Memo;
+use scheme::KeyScheme;
 use status::{Member, MissKind, cache_status_value};
 
 /// Default timeout of the per-site layers: Django's `CACHE_MIDDLEWARE_SECONDS`.
