@@ -7,7 +7,8 @@
 //! Inside: `lookup` finds a request's entry, `update` decides what to store and writes it,
 //! `serve` runs a request through both (with flights, store locks and stale serving), `flight`
 //! coalesces concurrent misses, `entry` is the stored form, `memo` keeps entries decoded from a
-//! remote store's bytes, `key` builds keys.
+//! remote store's bytes, `key` builds keys (with the scheme `scheme` says), `status` says what
+//! the cache did, `background` bounds the work done after answering.
 
 #[cfg(feature = "axum")]
 mod around;
