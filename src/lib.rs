@@ -93,6 +93,7 @@ pub mod headers;
 mod key;
 mod log;
 pub mod page;
+mod redact;
 mod stampede;
 pub mod store;
 #[cfg(feature = "minijinja")]
