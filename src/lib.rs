@@ -90,6 +90,8 @@ pub mod conditional;
 mod error;
 mod glob;
 pub mod headers;
+#[cfg(test)]
+mod hostile;
 mod key;
 mod log;
 pub mod page;

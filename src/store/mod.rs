@@ -22,6 +22,8 @@ mod redis;
 
 pub use dummy::DummyStore;
 pub use memory::{MemoryStore, MemoryStoreBuilder};
+#[cfg(all(test, feature = "redis"))]
+pub(crate) use redis::normalize_url;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{RedisLock, RedisOptions, RedisStats, RedisStore, RedisStoreBuilder};

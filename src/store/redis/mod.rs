@@ -26,6 +26,8 @@ mod tls;
 
 pub use breaker::RedisStats;
 use breaker::{Breaker, is_outage};
+#[cfg(test)]
+pub(crate) use config::normalize_url;
 pub use config::{RedisOptions, RedisStoreBuilder};
 pub use lock::RedisLock;
 
