@@ -58,7 +58,8 @@ pub(super) struct Target {
 struct Report {
     inputs: u64,
     elapsed: Duration,
-    slowest: Duration,
+    /// The longest an input took, and its index.
+    slowest: (Duration, u64),
     /// The allocation peak nearest its bound, with the length of its input and the bound.
     peak: (u64, usize, u64),
 }
@@ -147,12 +148,13 @@ pub(super) fn run(target: Target) {
     let _ = worker.join();
     match outcome {
         Ok(report) => eprintln!(
-            "hostile {}: {} inputs (seed {seed:#x}) in {:.1?}, slowest {:.2?}; nearest its \
-             allocation bound: {} bytes at once for {} input bytes (bound {})",
+            "hostile {}: {} inputs (seed {seed:#x}) in {:.1?}, slowest {:.2?} (input {}); \
+             nearest its allocation bound: {} bytes at once for {} input bytes (bound {})",
             target.name,
             report.inputs,
             report.elapsed,
-            report.slowest,
+            report.slowest.0,
+            report.slowest.1,
             report.peak.0,
             report.peak.1,
             report.peak.2
@@ -175,7 +177,7 @@ fn feed(
     let mut report = Report {
         inputs: 0,
         elapsed: Duration::ZERO,
-        slowest: Duration::ZERO,
+        slowest: (Duration::ZERO, 0),
         peak: (0, 0, 1),
     };
     for index in 0..count {
@@ -227,7 +229,9 @@ fn feed(
             ));
         }
         report.inputs += 1;
-        report.slowest = report.slowest.max(fastest);
+        if fastest > report.slowest.0 {
+            report.slowest = (fastest, index);
+        }
         // peak / bound > best peak / best bound, without division.
         if u128::from(peak) * u128::from(report.peak.2)
             > u128::from(report.peak.0) * u128::from(bound)

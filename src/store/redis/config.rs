@@ -213,8 +213,8 @@ impl RedisStoreBuilder {
     pub async fn build(self) -> Result<RedisStore, Error> {
         self.options.validate()?;
         let (url, tls) = normalize_url(&self.url)?;
-        #[cfg_attr(not(feature = "redis-tls"), allow(unused_mut))]
         // fred's messages may quote the URL or parts of it (a `node` value): scrubbed.
+        #[cfg_attr(not(feature = "redis-tls"), allow(unused_mut))]
         let mut config = Config::from_url(&url).map_err(|error| {
             Error::Config(format!(
                 "invalid Redis URL: {}",
