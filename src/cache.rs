@@ -1124,6 +1124,7 @@ impl fmt::Debug for Cache {
             .field("default_timeout", &self.shared.default_timeout)
             .field("custom_key_function", &self.shared.key_fn.is_some())
             .field("ignore_errors", &self.shared.ignore_errors)
+            .field("digests", &self.shared.digester)
             .finish()
     }
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::redact::{redact_url, split_scheme};
 use crate::store::{DummyStore, MemoryStore, Store};
 use crate::{Cache, CacheBuilder, Error, Timeout};
 
@@ -175,8 +176,12 @@ impl Cache {
     /// says so.
     ///
     /// Every scheme also takes the cache settings `timeout` (seconds, fractions allowed, or
-    /// `never`), `key_prefix`, `version` and `ignore_errors` (`true`/`false`). An unknown
-    /// scheme or parameter is an error, so a typo never silently falls back to a default.
+    /// `never`), `key_prefix`, `version`, `ignore_errors` (`true`/`false`) and `key_secret`
+    /// (see [`CacheBuilder::key_secret`]; percent-encode it, and read the whole URL from a
+    /// secret store or the environment). An unknown
+    /// scheme or parameter is an error, so a typo never silently falls back to a default. No
+    /// error message quotes a password of the URL (see
+    /// [secrets in URLs](crate::docs::configuration#security-secrets-in-urls)).
     ///
     /// ```
     /// # use axum_cache::Cache;
@@ -189,9 +194,12 @@ impl Cache {
     /// # Ok(()) }
     /// ```
     pub async fn from_url(url: &str) -> Result<Cache, Error> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| config(format!("{url:?} is not a URL of the form scheme://…")))?;
+        let (scheme, rest) = split_scheme(url).ok_or_else(|| {
+            config(format!(
+                "{:?} is not a URL of the form scheme://…",
+                redact_url(url)
+            ))
+        })?;
         let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
         let scheme = scheme.to_ascii_lowercase();
         let redis = scheme.starts_with("redis") || scheme.starts_with("valkey");
@@ -208,6 +216,7 @@ impl Cache {
             .take("ignore_errors")
             .map(|value| parse_bool("ignore_errors", &value))
             .transpose()?;
+        let key_secret = params.take("key_secret");
         let store: Arc<dyn Store> = match scheme.as_str() {
             "memory" | "locmem" => {
                 let mut builder = MemoryStore::builder();
@@ -236,6 +245,9 @@ impl Cache {
         }
         if let Some(ignore_errors) = ignore_errors {
             builder = builder.ignore_errors(ignore_errors);
+        }
+        if let Some(secret) = key_secret {
+            builder = builder.key_secret(secret);
         }
         Ok(builder.build())
     }
@@ -367,7 +379,7 @@ impl Params {
                 .insert(name.to_string(), value.into_owned())
                 .is_some()
             {
-                return Err(config(format!("parameter {name:?} is given twice")));
+                return Err(config(format!("parameter {} is given twice", shown(&name))));
             }
         }
         Ok((Params(params), passed))
@@ -397,7 +409,7 @@ impl Params {
     /// Fails if a parameter is left: one nothing took is unknown.
     fn check_empty(&self) -> Result<(), Error> {
         match self.0.keys().next() {
-            Some(name) => Err(config(format!("unknown parameter {name:?}"))),
+            Some(name) => Err(config(format!("unknown parameter {}", shown(name)))),
             None => Ok(()),
         }
     }
@@ -405,6 +417,21 @@ impl Params {
 
 fn config(message: String) -> Error {
     Error::Config(message)
+}
+
+/// A parameter's name as a message quotes it: only a plain name (letters, digits, `_`, `-`,
+/// `.`). Anything else may be a piece of a password whose `?` was not percent-encoded, which
+/// the query then began inside of.
+fn shown(name: &str) -> String {
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if plain {
+        format!("{name:?}")
+    } else {
+        "(its name is not shown: not a plain name)".to_owned()
+    }
 }
 
 fn parse_number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, Error> {
@@ -490,6 +517,21 @@ mod tests {
         assert_eq!(cache.default_timeout(), None);
         assert_eq!(cache.version(), 7);
         assert!(format!("{cache:?}").contains("ignore_errors: true"));
+        assert!(format!("{cache:?}").contains("digests: SHA-256"));
+
+        let keyed = Cache::from_url("memory://?key_secret=k%26ey-s3cr3t")
+            .await
+            .unwrap();
+        let shown = format!("{keyed:?}");
+        assert!(
+            shown.contains("digests: HMAC-SHA-256 (secret set)"),
+            "{shown}"
+        );
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        let error = Cache::from_url("memory://?key_secret=s3cr3t&key_secret=again")
+            .await
+            .unwrap_err();
+        assert!(!error.to_string().contains("s3cr3t"), "{error}");
 
         let dummy = Cache::from_url("DUMMY://").await.unwrap();
         assert!(format!("{dummy:?}").contains("DummyStore"));
@@ -553,6 +595,57 @@ mod tests {
             params.1,
             [("node".into(), "a:1".into()), ("node".into(), "b:2".into())]
         );
+    }
+
+    /// A secret no message may quote, in any of the places a URL carries one.
+    const SECRET: &str = "s3cr3t-XYZ";
+
+    fn assert_hidden(what: &str, text: &str) {
+        for part in ["s3cr3t", "XYZ"] {
+            assert!(!text.contains(part), "{what} shows a secret: {text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn url_errors_never_quote_a_password() {
+        for url in [
+            format!("user:{SECRET}@cache.internal:6379"),
+            format!("{SECRET}@cache.internal"),
+            format!("user:{SECRET}@host?x=memory://"),
+            // A password with `?` written without percent-encoding.
+            "memory://:s3cr3t?XYZ@host".to_owned(),
+            format!("memory://?password={SECRET}&sentinelPassword={SECRET}"),
+            format!("dummy://?version=1&version=2&auth_token={SECRET}"),
+            format!("ftp://user:{SECRET}@host/?password={SECRET}"),
+        ] {
+            let error = Cache::from_url(&url).await.unwrap_err().to_string();
+            assert_hidden(&url, &error);
+            let error = Caches::from_urls([("default", url.as_str())])
+                .await
+                .unwrap_err()
+                .to_string();
+            assert_hidden(&url, &error);
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn redis_url_errors_never_quote_a_password() {
+        // Nothing listens on port 1: building fails on the parameters, on the URL, or on
+        // connecting, and no message may quote the secret on the way.
+        for url in [
+            format!(
+                "redis://user:{SECRET}@127.0.0.1:1/0?sentinelPassword={SECRET}&connect_timeout_ms=200"
+            ),
+            format!("redis://user:{SECRET}@127.0.0.1:1/0?password={SECRET}"),
+            format!("redis://user:{SECRET}@127.0.0.1:1/0?pool_size=x"),
+            format!("redis+cluster://user:{SECRET}@127.0.0.1:1?node={SECRET}"),
+            format!("redis://{SECRET}@127.0.0.1:1?connect_timeout_ms=200"),
+            "redis://:s3cr3t?XYZ@127.0.0.1:1?connect_timeout_ms=200".to_owned(),
+        ] {
+            let error = Cache::from_url(&url).await.unwrap_err().to_string();
+            assert_hidden(&url, &error);
+        }
     }
 
     #[test]

@@ -14,6 +14,10 @@
 //!
 //! The first byte tells the forms apart: a decimal integer starts with `-` or a digit, and the
 //! tags are neither. Any other first byte is a value this crate did not write.
+//!
+//! Stored bytes are not trusted: MessagePack nested deeper than [`MAX_DEPTH`], or with a
+//! collection that claims more elements than its bytes could hold, is an error before serde
+//! recurses or reserves memory for it.
 
 use std::fmt;
 
@@ -26,6 +30,10 @@ use serde::ser::{self, Impossible, Serialize};
 const TAG_MSGPACK: u8 = 0x01;
 /// First byte of a value wrapped with its tags.
 const TAG_TAGGED: u8 = 0x02;
+
+/// How deep MessagePack values may nest, as in `serde_json`: decoding recurses once per
+/// level, and a damaged value nested deeper could overflow the stack of the thread reading it.
+const MAX_DEPTH: usize = 128;
 
 /// The tags a value was written with, and when its computation started.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,8 +112,10 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     };
     match bytes.split_first() {
         Some((&TAG_MSGPACK, mut rest)) => {
-            let value = T::deserialize(&mut rmp_serde::Deserializer::new(&mut rest))
-                .map_err(|error| error.to_string())?;
+            check_counts(rest)?;
+            let mut deserializer = rmp_serde::Deserializer::new(&mut rest);
+            deserializer.set_max_depth(MAX_DEPTH);
+            let value = T::deserialize(&mut deserializer).map_err(|error| error.to_string())?;
             if rest.is_empty() {
                 Ok(value)
             } else {
@@ -123,6 +133,80 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
         Some((first, _)) => Err(format!("unknown value encoding (first byte {first:#04x})")),
         None => Err("empty value".to_owned()),
     }
+}
+
+/// Checks that no array or map in the MessagePack value at the start of `bytes` claims more
+/// elements than the bytes after it could hold (each takes at least one byte), before serde
+/// reserves room by the claimed count: it reserves up to a megabyte per collection, so a
+/// damaged or hostile value of a few bytes per nesting level could otherwise make a decode
+/// allocate that much per level. With the check, everything reserved at once adds up to at most
+/// one element per byte of the value. Only markers and lengths are read; what follows the
+/// value is for the decoder to refuse.
+fn check_counts(bytes: &[u8]) -> Result<(), String> {
+    let damaged = || "damaged MessagePack value".to_owned();
+    let mut rest = bytes;
+    // Values still to read: the first, then the elements of every collection opened so far.
+    let mut pending: u64 = 1;
+    while pending > 0 {
+        let (&marker, after) = rest.split_first().ok_or_else(damaged)?;
+        rest = after;
+        pending -= 1;
+        // The elements it opens, and the bytes it occupies after its marker and length.
+        let (elements, skip): (u64, u64) = match marker {
+            // Fixed integers, nil, false, true.
+            0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => (0, 0),
+            0x80..=0x8f => (2 * u64::from(marker & 0x0f), 0),
+            0x90..=0x9f => (u64::from(marker & 0x0f), 0),
+            0xa0..=0xbf => (0, u64::from(marker & 0x1f)),
+            // bin8/16/32, ext8/16/32 (a type byte after the length), str8/16/32.
+            0xc4 | 0xd9 => (0, read_be(&mut rest, 1)?),
+            0xc5 | 0xda => (0, read_be(&mut rest, 2)?),
+            0xc6 | 0xdb => (0, read_be(&mut rest, 4)?),
+            0xc7 => (0, read_be(&mut rest, 1)? + 1),
+            0xc8 => (0, read_be(&mut rest, 2)? + 1),
+            0xc9 => (0, read_be(&mut rest, 4)? + 1),
+            // float32/64, uint8…64, int8…64.
+            0xca => (0, 4),
+            0xcb => (0, 8),
+            0xcc | 0xd0 => (0, 1),
+            0xcd | 0xd1 => (0, 2),
+            0xce | 0xd2 => (0, 4),
+            0xcf | 0xd3 => (0, 8),
+            // fixext 1, 2, 4, 8, 16: a type byte and the data.
+            0xd4 => (0, 2),
+            0xd5 => (0, 3),
+            0xd6 => (0, 5),
+            0xd7 => (0, 9),
+            0xd8 => (0, 17),
+            0xdc => (read_be(&mut rest, 2)?, 0),
+            0xdd => (read_be(&mut rest, 4)?, 0),
+            0xde => (2 * read_be(&mut rest, 2)?, 0),
+            0xdf => (2 * read_be(&mut rest, 4)?, 0),
+            // 0xc1 is never used.
+            _ => return Err(damaged()),
+        };
+        let skip = usize::try_from(skip).map_err(|_| damaged())?;
+        rest = rest.get(skip..).ok_or_else(damaged)?;
+        pending += elements;
+        if pending > rest.len() as u64 {
+            return Err(format!(
+                "damaged MessagePack value: {pending} elements claimed in {} bytes",
+                rest.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Reads a big-endian unsigned number of `width` bytes off the front of `bytes`.
+fn read_be(bytes: &mut &[u8], width: usize) -> Result<u64, String> {
+    let (number, rest) = bytes
+        .split_at_checked(width)
+        .ok_or_else(|| "damaged MessagePack value".to_owned())?;
+    *bytes = rest;
+    Ok(number
+        .iter()
+        .fold(0, |value, &byte| (value << 8) | u64::from(byte)))
 }
 
 /// A serializer that succeeds only for a lone integer within `i64`, and returns it.
@@ -380,5 +464,88 @@ mod tests {
         bytes.push(0);
         assert!(decode::<String>(&bytes).is_err());
         assert!(decode::<String>(&[TAG_MSGPACK, 0xc1]).is_err());
+    }
+
+    /// A value as deep as its bytes say, buffered by serde (untagged) before it is matched.
+    #[derive(Debug, Deserialize)]
+    #[serde(untagged)]
+    enum Nested {
+        List(Vec<Nested>),
+        Leaf(u8),
+    }
+
+    impl Nested {
+        fn depth(&self) -> usize {
+            match self {
+                Nested::List(items) => 1 + items.iter().map(Nested::depth).max().unwrap_or(0),
+                Nested::Leaf(leaf) => usize::from(*leaf > 0),
+            }
+        }
+    }
+
+    /// The most a decode below may allocate at once: what the values hold, and some slack.
+    const SMALL: u64 = 4096;
+
+    #[test]
+    fn a_count_larger_than_the_value_reserves_nothing() {
+        // An array, a map and a buffered (untagged) value that claim four billion elements.
+        for bytes in [
+            &b"\x01\xdd\xff\xff\xff\xff\x01"[..],
+            b"\x01\xdf\xff\xff\xff\xff\xa1k\x01",
+            b"\x01\xdc\xff\xff\x01\x02",
+        ] {
+            let info = allocation_counter::measure(|| {
+                assert!(decode::<Vec<u64>>(bytes).is_err());
+                assert!(decode::<BTreeMap<String, u8>>(bytes).is_err());
+                assert!(decode::<Vec<Loose>>(bytes).is_err());
+                assert!(decode::<Loose>(bytes).is_err());
+            });
+            assert!(info.bytes_max < SMALL, "{bytes:?}: {info:?}");
+        }
+    }
+
+    #[test]
+    fn nested_counts_cannot_add_up_to_more_than_the_value() {
+        // Each level claims 65,535 elements and holds one: the next level.
+        let mut bytes = vec![TAG_MSGPACK];
+        for _ in 0..200 {
+            bytes.extend_from_slice(b"\xdc\xff\xff");
+        }
+        bytes.push(0x90);
+        let info = allocation_counter::measure(|| {
+            assert!(decode::<Nested>(&bytes).map(|n| n.depth()).is_err());
+        });
+        assert!(info.bytes_max < SMALL, "{info:?}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_within_a_worker_threads_stack() {
+        let nested = |depth: usize| {
+            let mut bytes = vec![TAG_MSGPACK];
+            bytes.extend(std::iter::repeat_n(0x91, depth));
+            bytes.push(0x00);
+            bytes
+        };
+        // A Tokio worker's stack.
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                let depth = decode::<Nested>(&nested(MAX_DEPTH - 1)).map(|n| n.depth());
+                assert_eq!(depth, Ok(MAX_DEPTH - 1));
+                assert!(decode::<Nested>(&nested(MAX_DEPTH + 1)).is_err());
+                assert!(decode::<Nested>(&nested(5_000)).is_err());
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn values_whose_counts_are_honest_still_decode() {
+        round_trip(vec![vec![1u8; 3], Vec::new(), vec![7]]);
+        round_trip(vec![(); 5]);
+        round_trip(BTreeMap::from([("".to_owned(), ()), ("a".to_owned(), ())]));
+        round_trip(vec![Vec::<u8>::new(); 40]);
+        round_trip((vec![String::new(); 3], [0u8; 32]));
     }
 }

@@ -90,9 +90,12 @@ pub mod conditional;
 mod error;
 mod glob;
 pub mod headers;
+#[cfg(test)]
+mod hostile;
 mod key;
 mod log;
 pub mod page;
+mod redact;
 mod stampede;
 pub mod store;
 #[cfg(feature = "minijinja")]

@@ -1,5 +1,6 @@
 //! Helpers against cache stampedes: flights that coalesce concurrent work on one key, locks held
-//! through a store, and randomness for lock tokens and TTL jitter.
+//! through a store, and randomness: unpredictable bytes for lock tokens, cheap numbers for TTL
+//! jitter and generations.
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
@@ -119,9 +120,51 @@ pub(crate) async fn wait<V: Clone>(
     }
 }
 
+/// Fills `bytes` from the operating system's random generator: the crate's one source of
+/// unpredictable bits, for lock tokens. A failure is returned as it is, never replaced by bits
+/// from a weaker source.
+pub(crate) fn fill_random(bytes: &mut [u8]) -> Result<(), getrandom::Error> {
+    #[cfg(test)]
+    if let Some(source) = test_source::current() {
+        return source(bytes);
+    }
+    getrandom::getrandom(bytes)
+}
+
+/// A stand-in for the operating system's generator, set per thread, so tests can tell which
+/// bytes a token was made from and make the generator fail.
+#[cfg(test)]
+pub(crate) mod test_source {
+    use std::cell::Cell;
+
+    /// What [`fill_random`](super::fill_random) calls instead of the operating system.
+    pub(crate) type Source = fn(&mut [u8]) -> Result<(), getrandom::Error>;
+
+    thread_local! {
+        static SOURCE: Cell<Option<Source>> = const { Cell::new(None) };
+    }
+
+    pub(super) fn current() -> Option<Source> {
+        SOURCE.with(Cell::get)
+    }
+
+    /// Runs `f` with `source` in place of the operating system's generator on this thread.
+    pub(crate) fn with<R>(source: Source, f: impl FnOnce() -> R) -> R {
+        struct Restore(Option<Source>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                SOURCE.with(|slot| slot.set(self.0));
+            }
+        }
+        let _restore = Restore(SOURCE.with(|slot| slot.replace(Some(source))));
+        f()
+    }
+}
+
 /// A random 64-bit number: a process-wide randomly seeded hash (the OS seeds `RandomState`) of
 /// a counter and the time, so values never repeat within a process and differ across
-/// processes. Not for cryptography; for lock tokens, generations and jitter.
+/// processes. Cheap, and not for secrets: for generations and jitter, where a guess gains
+/// nothing. Lock tokens take [`fill_random`].
 pub(crate) fn random_u64() -> u64 {
     static SEED: OnceLock<RandomState> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);

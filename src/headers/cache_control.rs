@@ -1,5 +1,6 @@
 //! `Cache-Control`: the parsed directive list, and Django's patch functions over it.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
@@ -26,6 +27,24 @@ fn lists_field_names(name: &str) -> bool {
 struct Directive {
     name: String,
     value: Option<String>,
+}
+
+/// Field names in first-seen order without case-insensitive duplicates, each checked against
+/// a set of those seen, so a long list is gathered in one pass.
+#[derive(Default)]
+struct FieldNames<'a> {
+    names: Vec<&'a str>,
+    seen: HashSet<String>,
+}
+
+impl<'a> FieldNames<'a> {
+    fn extend(&mut self, fields: impl IntoIterator<Item = &'a str>) {
+        for field in fields {
+            if self.seen.insert(field.to_ascii_lowercase()) {
+                self.names.push(field);
+            }
+        }
+    }
 }
 
 /// What a field-list directive (`private`, `no-cache`) says, over all its occurrences.
@@ -247,20 +266,16 @@ impl CacheControl {
 
     fn fields(&self, name: &str) -> Fields<'_> {
         let mut present = false;
-        let mut names: Vec<&str> = Vec::new();
+        let mut names = FieldNames::default();
         for directive in self.directives.iter().filter(|d| d.name == name) {
             present = true;
             let Some(listed) = directive.value.as_deref().and_then(field_names) else {
                 return Fields::Bare;
             };
-            for field in listed {
-                if !names.iter().any(|known| known.eq_ignore_ascii_case(field)) {
-                    names.push(field);
-                }
-            }
+            names.extend(listed);
         }
         if present {
-            Fields::Names(names)
+            Fields::Names(names.names)
         } else {
             Fields::Absent
         }
@@ -294,32 +309,34 @@ impl CacheControl {
         self.directives.retain(|directive| directive.name != name);
     }
 
-    /// Adds one field name (or, with `None`, the bare form) to a field-list directive. A bare
-    /// directive wins over field names; names accumulate without duplicates.
+    /// Adds one field name (or, with `None`, the bare form) to a field-list directive.
     fn add_field(&mut self, name: &str, field: Option<&str>) {
-        let merged = match (self.fields(name), field) {
-            (Fields::Bare, _) | (_, None) => None,
-            (Fields::Absent, Some(field)) => Some(field.to_owned()),
-            (Fields::Names(mut names), Some(field)) => {
-                if !names.iter().any(|known| known.eq_ignore_ascii_case(field)) {
-                    names.push(field);
-                }
-                Some(names.join(", "))
-            }
-        };
-        self.set(name, merged);
+        self.add_fields(name, field.map(|field| vec![field]));
     }
 
     /// Merges one occurrence of a field-list directive, bare or with its argument.
     fn merge_fields(&mut self, name: &str, argument: Option<&str>) {
-        match argument.and_then(field_names) {
-            Some(fields) => {
-                for field in fields {
-                    self.add_field(name, Some(field));
-                }
+        self.add_fields(name, argument.and_then(field_names));
+    }
+
+    /// Adds field names (or, with `None`, the bare form) to a field-list directive, in one
+    /// pass. A bare directive wins over field names; names accumulate without duplicates.
+    fn add_fields(&mut self, name: &str, fields: Option<Vec<&str>>) {
+        let merged = match (self.fields(name), fields) {
+            (Fields::Bare, _) | (_, None) => None,
+            (Fields::Absent, Some(fields)) => {
+                let mut names = FieldNames::default();
+                names.extend(fields);
+                Some(names.names.join(", "))
             }
-            None => self.add_field(name, None),
-        }
+            (Fields::Names(current), Some(fields)) => {
+                let mut names = FieldNames::default();
+                names.extend(current);
+                names.extend(fields);
+                Some(names.names.join(", "))
+            }
+        };
+        self.set(name, merged);
     }
 
     /// Keeps the smaller of the current and the new `max-age`; a malformed value on either side
@@ -867,6 +884,32 @@ mod tests {
                 &CacheControl::new().with_private_field("B")
             ),
             r#"private="A, B""#
+        );
+    }
+
+    /// Field names are gathered in one pass: a list of many distinct names, as a hostile or
+    /// broken upstream might send, costs time in proportion to its length, not its square.
+    #[test]
+    fn long_field_lists_are_read_and_patched_in_linear_time() {
+        let names: Vec<String> = (0..40_000).map(|i| format!("x-{i}")).collect();
+        let value = format!(
+            "private=\"{}\", no-cache=\"{}\"",
+            names.join(","),
+            names.join(",")
+        );
+        let started = std::time::Instant::now();
+        let cc = CacheControl::parse(&value);
+        assert_eq!(cc.private_fields().len(), 40_000);
+        let new = CacheControl::new()
+            .with_no_cache_field("X-1")
+            .with_private_field("y");
+        let patched = patched(Some(&value), &new);
+        assert_eq!(CacheControl::parse(&patched).private_fields().len(), 40_001);
+        // Gathering them pairwise took minutes; one pass takes milliseconds.
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
         );
     }
 

@@ -52,6 +52,8 @@ pub use status::{Bypass, CacheStatus, NotStored, Stale};
 
 use background::Background;
 use entry::{Entry, Variants};
+#[cfg(test)]
+pub(crate) use entry::{decode as decode_entry, encode as encode_entry};
 use flight::{Leader, PageFlights};
 pub(crate) use key::push_decimal;
 use key::{Class, Url, push_page_head, push_primary_key, push_url, push_variant_suffix};

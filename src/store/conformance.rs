@@ -578,7 +578,7 @@ pub async fn locks(store: &dyn Store, clock: &TestClock) {
             .is_none(),
         "lock held"
     );
-    let stranger = LockToken::random();
+    let stranger = LockToken::random().expect("random lock token");
     assert!(
         !store.unlock("c:lock", &stranger).await.unwrap(),
         "unlock by a stranger"

@@ -6,7 +6,7 @@
 //! for which store to pick and how to write your own.
 
 use std::any::Any;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,6 +22,8 @@ mod redis;
 
 pub use dummy::DummyStore;
 pub use memory::{MemoryStore, MemoryStoreBuilder};
+#[cfg(all(test, feature = "redis"))]
+pub(crate) use redis::normalize_url;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{RedisLock, RedisOptions, RedisStats, RedisStore, RedisStoreBuilder};
@@ -134,11 +136,14 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// ours. Used to keep processes that share a store from computing the same response at
     /// once.
     ///
-    /// The default stores a random token with [`add`](Store::add), which is atomic on every
-    /// conforming store. The lock expires after `ttl` even if its holder dies.
+    /// The default stores a [random token](LockToken::random) with [`add`](Store::add), which
+    /// is atomic on every conforming store. The lock expires after `ttl` even if its holder
+    /// dies. When the operating system gives no random bytes, it fails with
+    /// [`StoreError::Backend`] and takes no lock, as the Redis store does: callers then go on
+    /// without the lock, as after any store failure.
     fn try_lock<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, Option<LockToken>> {
         Box::pin(async move {
-            let token = LockToken::random();
+            let token = LockToken::random()?;
             let taken = self
                 .add(key, Bytes::from(token.0.clone()), Some(ttl))
                 .await?;
@@ -167,13 +172,25 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 pub struct LockToken(String);
 
 impl LockToken {
-    /// A token made of 128 random bits.
-    pub fn random() -> LockToken {
-        LockToken(format!(
-            "{:016x}{:016x}",
-            crate::stampede::random_u64(),
-            crate::stampede::random_u64()
-        ))
+    /// A token of 128 bits from the operating system's random generator, as 32 lowercase hex
+    /// digits: no other holder can guess or repeat it.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the operating system's generator fails. There is no
+    /// fallback to a weaker source: a token another process could predict would let it release
+    /// or extend a lock it does not hold.
+    pub fn random() -> Result<LockToken, StoreError> {
+        let mut bytes = [0u8; 16];
+        crate::stampede::fill_random(&mut bytes).map_err(|error| {
+            StoreError::Backend(format!("no randomness for a lock token: {error}").into())
+        })?;
+        let mut token = String::with_capacity(32);
+        for byte in bytes {
+            // Writing to a `String` cannot fail.
+            let _ = write!(token, "{byte:02x}");
+        }
+        Ok(LockToken(token))
     }
 
     /// A token with the given text, for stores that make their own.
@@ -265,4 +282,58 @@ pub enum StoreError {
 /// Wraps an already computed result in a [`StoreFuture`], for stores that answer synchronously.
 pub(crate) fn ready<'a, T: Send + 'a>(result: Result<T, StoreError>) -> StoreFuture<'a, T> {
     Box::pin(std::future::ready(result))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stampede::test_source;
+
+    /// Gives 0x00, 0x11, 0x22, …: bytes a test can recognise in a token.
+    fn recognisable(bytes: &mut [u8]) -> Result<(), getrandom::Error> {
+        for (byte, value) in bytes.iter_mut().zip((0..=0xffu8).step_by(0x11)) {
+            *byte = value;
+        }
+        Ok(())
+    }
+
+    fn failing(_: &mut [u8]) -> Result<(), getrandom::Error> {
+        Err(getrandom::Error::UNSUPPORTED)
+    }
+
+    #[test]
+    fn lock_tokens_are_the_generators_bytes_in_lowercase_hex() {
+        let token = test_source::with(recognisable, LockToken::random).unwrap();
+        assert_eq!(token.as_str(), "00112233445566778899aabbccddeeff");
+    }
+
+    #[test]
+    fn lock_tokens_from_the_operating_system_are_distinct_lowercase_hex() {
+        let mut tokens: Vec<String> = (0..1000)
+            .map(|_| LockToken::random().unwrap().as_str().to_owned())
+            .collect();
+        assert!(tokens.iter().all(|token| {
+            token.len() == 32
+                && token
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        }));
+        tokens.sort_unstable();
+        tokens.dedup();
+        assert_eq!(tokens.len(), 1000);
+    }
+
+    #[test]
+    fn without_random_bytes_no_lock_is_taken() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let store = MemoryStore::new();
+        let taken = test_source::with(failing, || {
+            runtime.block_on(store.try_lock("lock", Duration::from_secs(5)))
+        });
+        assert!(matches!(taken, Err(StoreError::Backend(_))), "{taken:?}");
+        assert!(store.as_local().unwrap().get_bytes("lock").is_none());
+    }
 }

@@ -7,6 +7,7 @@ use fred::prelude::{Builder, ClientLike, Config, ReconnectPolicy};
 
 use super::RedisStore;
 use crate::Error;
+use crate::redact::{redact_url, scrub, split_scheme};
 use crate::store::StoreError;
 
 /// The longest command or connect timeout: anything longer is no timeout in practice, and the
@@ -212,9 +213,14 @@ impl RedisStoreBuilder {
     pub async fn build(self) -> Result<RedisStore, Error> {
         self.options.validate()?;
         let (url, tls) = normalize_url(&self.url)?;
+        // fred's messages may quote the URL or parts of it (a `node` value): scrubbed.
         #[cfg_attr(not(feature = "redis-tls"), allow(unused_mut))]
-        let mut config = Config::from_url(&url)
-            .map_err(|error| Error::Config(format!("invalid Redis URL: {error}")))?;
+        let mut config = Config::from_url(&url).map_err(|error| {
+            Error::Config(format!(
+                "invalid Redis URL: {}",
+                scrub(&error.to_string(), &self.url)
+            ))
+        })?;
         #[cfg(feature = "redis-tls")]
         if tls {
             config.tls = Some(self.tls.connector()?.into());
@@ -250,16 +256,20 @@ impl RedisStoreBuilder {
             millis_u32(self.reconnect_max),
             2,
         ));
-        let pool = builder
-            .build_pool(self.pool_size)
-            .map_err(|error| Error::Config(format!("invalid Redis configuration: {error}")))?;
+        let pool = builder.build_pool(self.pool_size).map_err(|error| {
+            Error::Config(format!(
+                "invalid Redis configuration: {}",
+                scrub(&error.to_string(), &self.url)
+            ))
+        })?;
         // Bounded twice over: the TCP connection and then the handshake commands.
         match tokio::time::timeout(connect_timeout.saturating_mul(2), pool.init()).await {
             Ok(Ok(_connection_task)) => {}
             Ok(Err(error)) => {
                 return Err(Error::Store(StoreError::Unavailable(format!(
-                    "cannot connect to Redis at {}: {error}",
-                    redact(&self.url)
+                    "cannot connect to Redis at {}: {}",
+                    redact_url(&self.url),
+                    scrub(&error.to_string(), &self.url)
                 ))));
             }
             // The connection task gives up by itself: the first connection fails fast.
@@ -273,7 +283,7 @@ impl fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut debug = f.debug_struct("RedisStoreBuilder");
         debug
-            .field("url", &redact(&self.url))
+            .field("url", &redact_url(&self.url))
             .field("options", &self.options)
             .field("pool_size", &self.pool_size)
             .field("connect_timeout", &self.connect_timeout)
@@ -293,9 +303,8 @@ fn millis_u32(duration: Duration) -> u32 {
 /// is `redis-cluster://`, `redis+sentinel://` is `redis-sentinel://`), with whether the URL
 /// asks for TLS (`rediss…`, `valkeys…`): the store sets TLS up itself.
 pub(crate) fn normalize_url(url: &str) -> Result<(String, bool), Error> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| Error::Config(format!("{:?} is not a Redis URL", redact(url))))?;
+    let (scheme, rest) = split_scheme(url)
+        .ok_or_else(|| Error::Config(format!("{:?} is not a Redis URL", redact_url(url))))?;
     let scheme = scheme.to_ascii_lowercase();
     let (fred_scheme, tls) = match scheme.as_str() {
         "redis" | "valkey" => ("redis", false),
@@ -317,24 +326,6 @@ pub(crate) fn normalize_url(url: &str) -> Result<(String, bool), Error> {
         }
     };
     Ok((format!("{fred_scheme}://{rest}"), tls))
-}
-
-/// The URL without its password, for messages.
-pub(crate) fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((user_info, host)) => {
-            let user = user_info
-                .split_once(':')
-                .map_or(user_info, |(user, _)| user);
-            format!("{scheme}://{user}:***@{host}{tail}")
-        }
-        None => url.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -379,15 +370,62 @@ mod tests {
         }
     }
 
+    /// A secret no message may quote.
+    const SECRET: &str = "s3cr3t-XYZ";
+
+    fn assert_hidden(what: &str, text: &str) {
+        for part in ["s3cr3t", "XYZ"] {
+            assert!(!text.contains(part), "{what} shows a secret: {text}");
+        }
+    }
+
     #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact("redis://user:secret@host:6379/0"),
-            "redis://user:***@host:6379/0"
-        );
-        assert_eq!(redact("redis://:secret@host"), "redis://:***@host");
-        assert_eq!(redact("redis://host:6379"), "redis://host:6379");
-        assert_eq!(redact("nonsense"), "nonsense");
+    fn builders_never_show_a_password() {
+        for url in [
+            format!("redis://user:{SECRET}@cache.internal:6379/0"),
+            format!("redis://{SECRET}@cache.internal"),
+            "redis://user:s3cr3t@XYZ@cache.internal".to_owned(),
+            "redis://user:s3cr3t:XYZ@cache.internal".to_owned(),
+            "redis://user:s3cr3t/XYZ@cache.internal".to_owned(),
+            "redis://user:s3cr3t%40XYZ@cache.internal".to_owned(),
+            format!(
+                "redis+sentinel://h:26379?sentinelServiceName=m&sentinelUsername=u&sentinelPassword={SECRET}"
+            ),
+            format!("redis://h?password={SECRET}&Auth_Token={SECRET}&x-api-key={SECRET}"),
+        ] {
+            let builder = RedisStore::builder(url.as_str());
+            assert_hidden(&url, &format!("{builder:?}"));
+        }
+    }
+
+    #[test]
+    fn url_errors_never_quote_a_password() {
+        for url in [
+            format!("user:{SECRET}@cache.internal:6379"),
+            format!("user:{SECRET}@h?x=redis://"),
+        ] {
+            let error = normalize_url(&url).unwrap_err().to_string();
+            assert_hidden(&url, &error);
+        }
+    }
+
+    #[tokio::test]
+    async fn build_errors_never_quote_a_password() {
+        // fred's own message for a bad `node` quotes the value; nothing listens on port 1.
+        for url in [
+            format!("redis+cluster://user:{SECRET}@127.0.0.1:1?node={SECRET}"),
+            format!("redis+cluster://user:{SECRET}@127.0.0.1:1?node=s3cr3t%2DXYZ"),
+            format!("redis://user:{SECRET}@127.0.0.1:1?sentinelPassword={SECRET}"),
+            format!("redis://user:{SECRET}@127.0.0.1:1/x"),
+        ] {
+            let error = RedisStore::builder(url.as_str())
+                .connect_timeout(Duration::from_millis(200))
+                .build()
+                .await
+                .unwrap_err()
+                .to_string();
+            assert_hidden(&url, &error);
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use fred::prelude::{Key, Value};
 
 use super::{RedisStore, int_reply, lock_millis};
-use crate::store::StoreError;
+use crate::store::{LockToken, StoreError};
 
 /// Deletes the lock only if it still holds this holder's token.
 const RELEASE: &str = "\
@@ -38,11 +38,11 @@ pub struct RedisLock {
     store: RedisStore,
     key: String,
     redis_key: Key,
-    token: String,
+    token: LockToken,
 }
 
 impl RedisLock {
-    pub(super) fn new(store: RedisStore, key: String, redis_key: Key, token: String) -> Self {
+    pub(super) fn new(store: RedisStore, key: String, redis_key: Key, token: LockToken) -> Self {
         RedisLock {
             store,
             key,
@@ -52,7 +52,7 @@ impl RedisLock {
     }
 
     /// The token, for [`Store::try_lock`](crate::store::Store::try_lock).
-    pub(super) fn into_token(self) -> String {
+    pub(super) fn into_token(self) -> LockToken {
         self.token
     }
 
@@ -104,29 +104,5 @@ impl fmt::Debug for RedisLock {
         f.debug_struct("RedisLock")
             .field("key_hash", &crate::key::ShortHash(&self.key).to_string())
             .finish_non_exhaustive()
-    }
-}
-
-/// 128 random bits from the operating system, in hex: a token no other holder can guess or
-/// repeat.
-pub(super) fn token() -> Result<String, StoreError> {
-    let mut bytes = [0u8; 16];
-    getrandom::getrandom(&mut bytes).map_err(|error| {
-        StoreError::Backend(format!("no randomness for a lock token: {error}").into())
-    })?;
-    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_are_long_and_distinct() {
-        let first = token().unwrap();
-        let second = token().unwrap();
-        assert_eq!(first.len(), 32);
-        assert!(first.bytes().all(|byte| byte.is_ascii_hexdigit()));
-        assert_ne!(first, second);
     }
 }

@@ -26,6 +26,8 @@ mod tls;
 
 pub use breaker::RedisStats;
 use breaker::{Breaker, is_outage};
+#[cfg(test)]
+pub(crate) use config::normalize_url;
 pub use config::{RedisOptions, RedisStoreBuilder};
 pub use lock::RedisLock;
 
@@ -277,11 +279,12 @@ impl RedisStore {
     /// Takes the lock named `key` (in this store's namespace) for `ttl` (at least 1 ms), if no
     /// one holds it: `Some(lock)` if it is now ours, `None` if someone else has it.
     ///
-    /// The lock is a key holding a random 128-bit token, set with `SET NX PX`; see
-    /// [`RedisLock`]. Lock keys share the namespace with cache entries, so name them apart
-    /// (for example `lock:{key}`).
+    /// The lock is a key holding a 128-bit token from the operating system's random generator
+    /// ([`LockToken::random`]), set with `SET NX PX`; see [`RedisLock`]. If the generator fails,
+    /// this fails with [`StoreError::Backend`] before sending anything. Lock keys share the
+    /// namespace with cache entries, so name them apart (for example `lock:{key}`).
     pub async fn lock(&self, key: &str, ttl: Duration) -> Result<Option<RedisLock>, StoreError> {
-        let token = lock::token()?;
+        let token = LockToken::random()?;
         let redis_key = self.key(key);
         let reply: Value = self
             .run(fred(self.client().set(
@@ -774,7 +777,7 @@ impl Store for RedisStore {
     fn try_lock<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, Option<LockToken>> {
         Box::pin(async move {
             let lock = self.lock(key, ttl).await?;
-            Ok(lock.map(|lock| LockToken::new(lock.into_token())))
+            Ok(lock.map(RedisLock::into_token))
         })
     }
 
