@@ -508,8 +508,20 @@ mod stale {
         clock: &Clock,
         headers: &'static [(&'static str, &'static str)],
     ) -> (Router, Arc<AtomicUsize>) {
+        failing_after_first_with(clock, headers, None)
+    }
+
+    /// [`failing_after_first`] behind a cache with the layer-wide `stale_if_error` window given.
+    pub(super) fn failing_after_first_with(
+        clock: &Clock,
+        headers: &'static [(&'static str, &'static str)],
+        stale_if_error: Option<Duration>,
+    ) -> (Router, Arc<AtomicUsize>) {
         let calls = Arc::new(AtomicUsize::new(0));
-        let layer = CacheLayer::new(Cache::new(MemoryStore::new())).clock(clock.reader());
+        let mut layer = CacheLayer::new(Cache::new(MemoryStore::new())).clock(clock.reader());
+        if let Some(window) = stale_if_error {
+            layer = layer.stale_if_error(window);
+        }
         let counted = Arc::clone(&calls);
         let router = Router::new()
             .route(
@@ -861,6 +873,7 @@ mod across_processes {
 
 /// The rules the stale windows, refreshes, hit-for-pass and background work follow.
 mod rules {
+    use super::stale::failing_after_first_with;
     use super::*;
     use support::stores::BytesOnly;
 
@@ -934,37 +947,6 @@ mod rules {
         assert_eq!(reply.cache, Some(CacheStatus::Stale(Stale::IfError)));
         clock.advance(Duration::from_secs(60)).await;
         assert_eq!(send(&router).await.status, StatusCode::SERVICE_UNAVAILABLE);
-    }
-
-    /// A page that answers "good" with `headers` the first time and 503 after that, behind a
-    /// cache with the layer-wide `stale_if_error` window given.
-    fn failing_after_first_with(
-        clock: &Clock,
-        headers: &'static [(&'static str, &'static str)],
-        stale_if_error: Option<Duration>,
-    ) -> (Router, Arc<AtomicUsize>) {
-        let calls = Arc::new(AtomicUsize::new(0));
-        let mut layer = CacheLayer::new(Cache::new(MemoryStore::new())).clock(clock.reader());
-        if let Some(window) = stale_if_error {
-            layer = layer.stale_if_error(window);
-        }
-        let counted = Arc::clone(&calls);
-        let router = Router::new()
-            .route(
-                "/page",
-                get(move || {
-                    let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
-                    async move {
-                        if n == 1 {
-                            (AppendHeaders(headers.iter().copied()), "good").into_response()
-                        } else {
-                            (StatusCode::SERVICE_UNAVAILABLE, "down").into_response()
-                        }
-                    }
-                }),
-            )
-            .layer(layer);
-        (router, calls)
     }
 
     /// Stale-while-revalidate and early refresh refresh the page with coalescing off too.

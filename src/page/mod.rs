@@ -406,7 +406,7 @@ impl Config {
         };
         let member = Member {
             fwd_status: origin_status,
-            ..Member::served()
+            ..Member::served(false)
         };
         self.hit_response(
             hit,

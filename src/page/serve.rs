@@ -278,19 +278,9 @@ impl Config {
     /// `collapsed`: the request waited for another request's fetch of the page.
     fn answer<B>(&self, hit: Hit, parts: &mut Parts, collapsed: bool) -> Response<CacheBody<B>> {
         let extensions = std::mem::take(&mut parts.extensions);
-        let member = Member {
-            collapsed,
-            ..Member::served()
-        };
-        let status = CacheStatus::Hit;
-        self.hit_response(
-            hit,
-            &parts.method,
-            &parts.headers,
-            status,
-            member,
-            extensions,
-        )
+        let (method, headers) = (&parts.method, &parts.headers);
+        let member = Member::served(collapsed);
+        self.hit_response(hit, method, headers, CacheStatus::Hit, member, extensions)
     }
 
     /// The response to a request that goes on after this hit, whole, to refresh the page.
@@ -301,13 +291,13 @@ impl Config {
         status: CacheStatus,
     ) -> Response<CacheBody<B>> {
         let extensions = http::Extensions::new();
-        let member = Member::served();
+        let (method, headers) = (&parts.method, &parts.headers);
         self.hit_response(
             hit,
-            &parts.method,
-            &parts.headers,
+            method,
+            headers,
             status,
-            member,
+            Member::served(false),
             extensions,
         )
     }

@@ -128,13 +128,13 @@ pub(crate) struct Member {
 }
 
 impl Member {
-    /// A response from the cache, without waiting for another request.
-    pub(crate) fn served() -> Member {
+    /// A response from the cache; `collapsed` when the request waited for another's fetch.
+    pub(crate) fn served(collapsed: bool) -> Member {
         Member {
             miss: MissKind::Uri,
             fwd_status: None,
             ttl: None,
-            collapsed: false,
+            collapsed,
         }
     }
 
