@@ -121,8 +121,8 @@ impl Config {
         response
     }
 
-    /// Django's `UpdateCacheMiddleware` decision (spec A.5) with the fixes of part C: directives
-    /// parsed rather than substring-matched, `s-maxage` honoured, `Set-Cookie` not stored by
+    /// Django's `UpdateCacheMiddleware` decision with its known bugs fixed: directives parsed
+    /// rather than substring-matched, `s-maxage` honoured, `Set-Cookie` not stored by
     /// default, and `Expires` kept consistent with `max-age`.
     fn decide<B: Body>(
         &self,
