@@ -508,20 +508,18 @@ mod stale {
         clock: &Clock,
         headers: &'static [(&'static str, &'static str)],
     ) -> (Router, Arc<AtomicUsize>) {
-        failing_after_first_with(clock, headers, None)
+        failing_after_first_with(clock, headers, |layer| layer)
     }
 
-    /// [`failing_after_first`] behind a cache with the layer-wide `stale_if_error` window given.
+    /// [`failing_after_first`] behind a cache with more settings.
     pub(super) fn failing_after_first_with(
         clock: &Clock,
         headers: &'static [(&'static str, &'static str)],
-        stale_if_error: Option<Duration>,
+        configure: impl FnOnce(CacheLayer) -> CacheLayer,
     ) -> (Router, Arc<AtomicUsize>) {
         let calls = Arc::new(AtomicUsize::new(0));
-        let mut layer = CacheLayer::new(Cache::new(MemoryStore::new())).clock(clock.reader());
-        if let Some(window) = stale_if_error {
-            layer = layer.stale_if_error(window);
-        }
+        let layer =
+            configure(CacheLayer::new(Cache::new(MemoryStore::new())).clock(clock.reader()));
         let counted = Arc::clone(&calls);
         let router = Router::new()
             .route(
@@ -913,7 +911,7 @@ mod rules {
         let (router, _) = failing_after_first_with(
             &clock,
             &[("cache-control", "max-age=10, must-revalidate")],
-            Some(Duration::from_secs(300)),
+            |layer| layer.stale_if_error(Duration::from_secs(300)),
         );
         assert_eq!(send(&router).await.body, "good");
         clock.advance(Duration::from_secs(20)).await;
@@ -935,7 +933,7 @@ mod rules {
                 "cache-control",
                 "max-age=10, must-revalidate, stale-if-error=60",
             )],
-            None,
+            |layer| layer,
         );
         assert_eq!(send(&router).await.body, "good");
         clock.advance(Duration::from_secs(20)).await;
@@ -1085,5 +1083,81 @@ mod rules {
             Some(&CacheStatus::Hit)
         );
         assert_eq!(layer.stats().background_skipped, 2);
+    }
+}
+
+/// The `Cache-Status` members of stale and collapsed answers, end to end.
+mod cache_status {
+    use super::stale::failing_after_first_with;
+    use super::*;
+
+    async fn member(app: &Router) -> String {
+        let response = app.clone().oneshot(request()).await.expect("infallible");
+        let member = response
+            .headers()
+            .get("cache-status")
+            .map(|value| value.to_str().expect("ASCII").to_owned())
+            .unwrap_or_default();
+        response.into_body().collect().await.expect("body");
+        member
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stale_answers_are_hits_with_a_negative_ttl_or_forwarded_as_stale() {
+        let clock = Clock::at(1_700_000_000);
+        let origin = Origin::open();
+        let layer = CacheLayer::new(Cache::new(MemoryStore::new()))
+            .clock(clock.reader())
+            .cache_status_header(true);
+        let headers = &[("cache-control", "max-age=10, stale-while-revalidate=60")];
+        let app = app(layer, &origin, headers);
+        member(&app).await;
+        clock.advance(Duration::from_secs(15)).await;
+        assert_eq!(member(&app).await, "axum-cache; hit; ttl=-5");
+
+        let (router, _) = failing_after_first_with(
+            &clock,
+            &[("cache-control", "max-age=10, stale-if-error=60")],
+            |layer| layer.cache_status_header(true),
+        );
+        member(&router).await;
+        clock.advance(Duration::from_secs(15)).await;
+        assert_eq!(
+            member(&router).await,
+            "axum-cache; fwd=stale; fwd-status=503; ttl=-5"
+        );
+    }
+
+    /// Requests that waited for another's fetch say so; the one that fetched is a miss.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_that_waited_for_another_fetch_are_collapsed() {
+        let origin = Origin::gated();
+        let clock = Clock::at(1_700_000_000);
+        let layer = CacheLayer::new(Cache::new(MemoryStore::new()))
+            .clock(clock.reader())
+            .cache_status_header(true);
+        let app = app(layer.clone(), &origin, &[("cache-control", "max-age=60")]);
+        let tasks: Vec<_> = (0..5)
+            .map(|_| {
+                let app = app.clone();
+                tokio::spawn(async move { member(&app).await })
+            })
+            .collect();
+        until("4 waiting", || layer.stats().coalesced == 4).await;
+        origin.release();
+        let mut members = Vec::new();
+        for task in tasks {
+            members.push(task.await.expect("task"));
+        }
+        members.sort();
+        assert_eq!(
+            members[..4],
+            ["axum-cache; fwd=miss; ttl=60; collapsed"; 4],
+            "{members:?}"
+        );
+        assert_eq!(
+            members[4],
+            "axum-cache; fwd=uri-miss; fwd-status=200; stored"
+        );
     }
 }
