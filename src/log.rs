@@ -83,10 +83,12 @@ pub(crate) fn breaker_closed() {
     tracing::info!("Redis answers again; cache calls go through");
 }
 
-/// Background work (a remote write, a refresh) was skipped: as many tasks as allowed run.
+/// Background work (a remote write, a refresh) was skipped: as many tasks as allowed run. At
+/// debug level, since it happens under load, when a warning per request would add to it; the
+/// layer's `background_skipped` counter is the signal to watch.
 pub(crate) fn background_skipped(limit: usize) {
     #[cfg(feature = "tracing")]
-    tracing::warn!(
+    tracing::debug!(
         limit,
         "response cache: background work skipped, the bound on background tasks is reached"
     );
