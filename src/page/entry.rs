@@ -30,8 +30,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use crate::conditional::{EntityTag, parse_http_date};
 
-use super::key::request_digest;
-use crate::key::{Digester, ValueDigest};
+use super::key::RequestValues;
+use crate::key::ValueDigest;
 
 const FORMAT: u8 = 2;
 const KIND_ENTRY: u8 = 0;
@@ -110,18 +110,14 @@ impl Entry {
     /// Whether this entry was stored for a request like this one: same extra key part, same
     /// `Authorization`, and the same value (or absence) of every header it varies on, compared
     /// by digest.
-    pub(crate) fn matches(&self, headers: &HeaderMap, extra: &str, digester: &Digester) -> bool {
+    pub(crate) fn matches(&self, extra: &str, request: &mut RequestValues<'_>) -> bool {
+        let authorization = &http::header::AUTHORIZATION;
         same_text(&self.extra, extra)
-            && same_value(
-                headers,
-                &http::header::AUTHORIZATION,
-                self.authorization.as_ref(),
-                digester,
-            )
+            && same_value(request, authorization, self.authorization.as_ref())
             && self
                 .vary
                 .iter()
-                .all(|(name, value)| same_value(headers, name, value.as_ref(), digester))
+                .all(|(name, value)| same_value(request, name, value.as_ref()))
     }
 
     /// Approximate memory held, for the store's byte bound.
@@ -162,14 +158,13 @@ fn same_text(a: &str, b: &str) -> bool {
 /// Whether the digest of the request's value of `name` is `expected` (`None`: absent). The
 /// usual absent header costs no digest.
 fn same_value(
-    headers: &HeaderMap,
+    request: &mut RequestValues<'_>,
     name: &HeaderName,
     expected: Option<&ValueDigest>,
-    digester: &Digester,
 ) -> bool {
     match expected {
-        None => !headers.contains_key(name),
-        Some(expected) => request_digest(headers, name, digester).as_ref() == Some(expected),
+        None => !request.has(name),
+        Some(expected) => request.digest(name).as_ref() == Some(expected),
     }
 }
 
@@ -443,6 +438,7 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::key::Digester;
 
     fn entry() -> Entry {
         let mut headers = HeaderMap::new();
@@ -601,13 +597,14 @@ mod tests {
         request.insert("authorization", HeaderValue::from_static("Bearer x"));
         request.insert("accept-encoding", HeaderValue::from_static("gzip"));
         let digester = Digester::default();
-        assert!(original.matches(&request, "en", &digester));
-        assert!(!original.matches(&request, "en", &Digester::new(b"other secret")));
+        let other = Digester::new(b"other secret");
+        assert!(original.matches("en", &mut RequestValues::new(&request, &digester)));
+        assert!(!original.matches("en", &mut RequestValues::new(&request, &other)));
         request.insert("authorization", HeaderValue::from_static("Bearer y"));
-        assert!(!original.matches(&request, "en", &digester));
+        assert!(!original.matches("en", &mut RequestValues::new(&request, &digester)));
         request.insert("authorization", HeaderValue::from_static("Bearer x"));
         request.insert("cookie", HeaderValue::from_static("a=1"));
-        assert!(!original.matches(&request, "en", &digester));
+        assert!(!original.matches("en", &mut RequestValues::new(&request, &digester)));
     }
 
     #[test]

@@ -248,15 +248,14 @@ pub(crate) fn push_variant_suffix(
     generation: u64,
     extra: &str,
     names: &[HeaderName],
-    headers: &HeaderMap,
-    digester: &Digester,
+    request: &mut RequestValues<'_>,
 ) {
     let _ = write!(key, "|{generation:016x}|");
     push_escaped_str(key, extra);
     for name in names {
         key.push('|');
         push_escaped_str(key, name.as_str());
-        match request_digest(headers, name, digester) {
+        match request.digest(name) {
             Some(digest) => {
                 key.push('=');
                 push_hex(key, &digest);
@@ -347,18 +346,43 @@ pub(crate) fn request_value(headers: &HeaderMap, name: &HeaderName) -> Option<He
     HeaderValue::from_bytes(&joined).ok()
 }
 
-/// The digest of the request's value of `name` (see [`request_value`]); `None` when absent.
-pub(crate) fn request_digest(
-    headers: &HeaderMap,
-    name: &HeaderName,
-    digester: &Digester,
-) -> Option<ValueDigest> {
-    let mut lines = headers.get_all(name).iter();
-    let first = lines.next()?;
-    if lines.next().is_none() {
-        return Some(digester.digest(first.as_bytes()));
+/// One request's header values as keys and stored entries see them: digests, each computed at
+/// most once however many keys and entries a lookup or a store compares them with.
+pub(crate) struct RequestValues<'a> {
+    headers: &'a HeaderMap,
+    digester: &'a Digester,
+    digests: Vec<(HeaderName, Option<ValueDigest>)>,
+}
+
+impl<'a> RequestValues<'a> {
+    pub(crate) fn new(headers: &'a HeaderMap, digester: &'a Digester) -> RequestValues<'a> {
+        RequestValues {
+            headers,
+            digester,
+            digests: Vec::new(),
+        }
     }
-    request_value(headers, name).map(|value| digester.digest(value.as_bytes()))
+
+    /// Whether the request carries `name` at all (no digest needed).
+    pub(crate) fn has(&self, name: &HeaderName) -> bool {
+        self.headers.contains_key(name)
+    }
+
+    /// The digest of the request's value of `name` (see [`request_value`]); `None` when absent.
+    pub(crate) fn digest(&mut self, name: &HeaderName) -> Option<ValueDigest> {
+        if let Some((_, digest)) = self.digests.iter().find(|(known, _)| known == name) {
+            return *digest;
+        }
+        let mut lines = self.headers.get_all(name).iter();
+        let digest = match (lines.next(), lines.next()) {
+            (None, _) => None,
+            (Some(only), None) => Some(self.digester.digest(only.as_bytes())),
+            (Some(_), Some(_)) => request_value(self.headers, name)
+                .map(|value| self.digester.digest(value.as_bytes())),
+        };
+        self.digests.push((name.clone(), digest));
+        digest
+    }
 }
 
 /// Whether the method looks up the cache at all.
@@ -443,7 +467,8 @@ mod tests {
     ) -> String {
         let mut key = primary.to_owned();
         let digester = Digester::default();
-        push_variant_suffix(&mut key, generation, extra, names, headers, &digester);
+        let mut request = RequestValues::new(headers, &digester);
+        push_variant_suffix(&mut key, generation, extra, names, &mut request);
         key
     }
 
@@ -586,6 +611,23 @@ mod tests {
     }
 
     #[test]
+    fn each_value_is_digested_once_per_request() {
+        let mut headers = HeaderMap::new();
+        headers.append("cookie", HeaderValue::from_static("a=1"));
+        headers.append("cookie", HeaderValue::from_static("b=2"));
+        let digester = Digester::new(b"secret");
+        let mut request = RequestValues::new(&headers, &digester);
+        let cookie = HeaderName::from_static("cookie");
+        let absent = HeaderName::from_static("x-absent");
+        let expected = digester.digest(b"a=1; b=2");
+        assert_eq!(request.digest(&cookie), Some(expected));
+        assert_eq!(request.digest(&cookie), Some(expected));
+        assert_eq!(request.digest(&absent), None);
+        assert_eq!(request.digests.len(), 2, "one computation per name");
+        assert!(request.has(&cookie) && !request.has(&absent));
+    }
+
+    #[test]
     fn header_values_appear_only_as_digests() {
         let mut headers = HeaderMap::new();
         headers.insert("cookie", HeaderValue::from_static("session=s3cr3t"));
@@ -606,7 +648,8 @@ mod tests {
         // Keyed digests differ from plain ones, and with them the key.
         let mut keyed = "p".to_owned();
         let digester = Digester::new(b"secret");
-        push_variant_suffix(&mut keyed, 0, "", &names, &headers, &digester);
+        let mut request = RequestValues::new(&headers, &digester);
+        push_variant_suffix(&mut keyed, 0, "", &names, &mut request);
         assert_ne!(keyed, key);
     }
 }

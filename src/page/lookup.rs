@@ -8,7 +8,7 @@ use http::header;
 use http::request::Parts;
 
 use super::entry::{Entry, Record, Variants};
-use super::key::{Class, Url, class_of, push_url, request_digest};
+use super::key::{Class, RequestValues, Url, class_of, push_url};
 use super::status::MissKind;
 use super::{Bypass, Config, Found, Pending};
 use crate::store::{LocalStore, LocalValue};
@@ -126,7 +126,7 @@ impl Probe {
         config: &Config,
         primary: String,
         record: Option<PrimaryRecord>,
-        headers: &HeaderMap,
+        request: &mut RequestValues<'_>,
         extra: &str,
     ) -> Probe {
         match record {
@@ -140,9 +140,7 @@ impl Probe {
                 primary,
                 found: Found::Entry,
                 variant: None,
-                entry: entry
-                    .matches(headers, extra, config.cache.digester())
-                    .then_some(entry),
+                entry: entry.matches(extra, request).then_some(entry),
             },
             Some(PrimaryRecord::Variants(variants)) => {
                 let variant = config.variant_store_key(
@@ -150,7 +148,7 @@ impl Probe {
                     variants.generation,
                     extra,
                     &variants.names,
-                    headers,
+                    request,
                 );
                 Probe {
                     primary,
@@ -164,18 +162,17 @@ impl Probe {
 
     fn read_variant(
         &mut self,
-        config: &Config,
         entry: Option<Arc<Entry>>,
-        headers: &HeaderMap,
+        request: &mut RequestValues<'_>,
         extra: &str,
     ) {
-        self.entry = entry.filter(|entry| entry.matches(headers, extra, config.cache.digester()));
+        self.entry = entry.filter(|entry| entry.matches(extra, request));
     }
 
     /// The flight key: the variant key when known; otherwise the primary key with what every
     /// entry must match (the extra key part, the digest of `Authorization`), so requests that
     /// could never share an entry never wait for each other.
-    fn flight_key(&self, config: &Config, headers: &HeaderMap, extra: &str) -> String {
+    fn flight_key(&self, request: &mut RequestValues<'_>, extra: &str) -> String {
         if let Some(variant) = &self.variant {
             return variant.clone();
         }
@@ -183,9 +180,7 @@ impl Probe {
         key.push('\0');
         key.push_str(extra);
         key.push('\0');
-        if let Some(digest) =
-            request_digest(headers, &header::AUTHORIZATION, config.cache.digester())
-        {
+        if let Some(digest) = request.digest(&header::AUTHORIZATION) {
             crate::key::push_hex(&mut key, &digest);
         }
         key
@@ -223,6 +218,8 @@ struct Search<'a> {
     parts: &'a Parts,
     class: Class,
     extra: String,
+    /// The request's header values, digested as keys and entries need them.
+    values: RequestValues<'a>,
     conditional: bool,
     stale: Option<Arc<Entry>>,
 }
@@ -240,6 +237,7 @@ impl<'a> Search<'a> {
             parts,
             class,
             extra: config.extra(parts),
+            values: RequestValues::new(&parts.headers, config.cache.digester()),
             conditional,
             stale: None,
         };
@@ -297,7 +295,7 @@ impl<'a> Search<'a> {
             headers: self.parts.headers.clone(),
             extra: self.extra.clone(),
             miss,
-            flight_key: probe.flight_key(self.config, &self.parts.headers, &self.extra),
+            flight_key: probe.flight_key(&mut self.values, &self.extra),
             // A miss: the origin is asked after this, so now is when its computation starts.
             started_micros: crate::cache::now_micros(),
             stale: self.stale.take(),
@@ -324,17 +322,17 @@ impl Config {
         let now = self.now();
         let mut last = None;
         for &class in classes(search.class) {
-            let (primary, record) = match self.read_primary_local(local, class, &url, &search, now)
-            {
-                Ok(entry) => return Lookup::Hit(search.hit(entry, now)),
-                Err(read) => read,
-            };
-            let mut probe = Probe::start(self, primary, record, &parts.headers, &search.extra);
+            let (primary, record) =
+                match self.read_primary_local(local, class, &url, &mut search, now) {
+                    Ok(entry) => return Lookup::Hit(search.hit(entry, now)),
+                    Err(read) => read,
+                };
+            let mut probe = Probe::start(self, primary, record, &mut search.values, &search.extra);
             if let Some(variant) = &probe.variant {
                 let entry = local
                     .get_object(variant)
                     .and_then(|value| value.downcast::<Entry>().ok());
-                probe.read_variant(self, entry, &parts.headers, &search.extra);
+                probe.read_variant(entry, &mut search.values, &search.extra);
             }
             if probe
                 .entry
@@ -359,7 +357,7 @@ impl Config {
         local: &dyn LocalStore,
         class: Class,
         url: &Url<'_>,
-        search: &Search<'_>,
+        search: &mut Search<'_>,
         now: SystemTime,
     ) -> Result<Arc<Entry>, (String, Option<PrimaryRecord>)> {
         let Some(head) = &self.key_head else {
@@ -375,7 +373,7 @@ impl Config {
             push_url(key, class, url);
             let record = local.get_object(key).and_then(PrimaryRecord::from_local);
             if let Some(PrimaryRecord::Entry(entry)) = &record
-                && entry.matches(&search.parts.headers, &search.extra, self.cache.digester())
+                && entry.matches(&search.extra, &mut search.values)
                 && self.tags_current_now(local, entry)
                 && matches!(self.freshness(entry, now), Freshness::Fresh)
             {
@@ -403,13 +401,13 @@ impl Config {
         for &class in classes(search.class) {
             let primary = self.primary_store_key(class, &url);
             let record = self.read_remote(parts, &primary).await;
-            let mut probe = Probe::start(self, primary, record, &parts.headers, &search.extra);
+            let mut probe = Probe::start(self, primary, record, &mut search.values, &search.extra);
             if let Some(variant) = probe.variant.clone() {
                 let entry = self
                     .read_remote(parts, &variant)
                     .await
                     .and_then(PrimaryRecord::into_entry);
-                probe.read_variant(self, entry, &parts.headers, &search.extra);
+                probe.read_variant(entry, &mut search.values, &search.extra);
             }
             if let Some(entry) = &probe.entry
                 && !entry.tags.is_empty()

@@ -56,7 +56,9 @@ use entry::{Entry, Variants};
 pub(crate) use entry::{decode as decode_entry, encode as encode_entry};
 use flight::{Leader, PageFlights};
 pub(crate) use key::push_decimal;
-use key::{Class, Url, push_page_head, push_primary_key, push_url, push_variant_suffix};
+use key::{
+    Class, RequestValues, Url, push_page_head, push_primary_key, push_url, push_variant_suffix,
+};
 use lookup::Hit;
 use memo::Memo;
 use scheme::KeyScheme;
@@ -238,18 +240,11 @@ impl Config {
         generation: u64,
         extra: &str,
         names: &[HeaderName],
-        headers: &HeaderMap,
+        request: &mut RequestValues<'_>,
     ) -> String {
         let mut key = String::with_capacity(primary.len() + 32 + 80 * names.len());
         key.push_str(primary);
-        push_variant_suffix(
-            &mut key,
-            generation,
-            extra,
-            names,
-            headers,
-            self.cache.digester(),
-        );
+        push_variant_suffix(&mut key, generation, extra, names, request);
         self.store_safe(key)
     }
 

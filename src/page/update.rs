@@ -12,7 +12,7 @@ use super::background::NotStarted;
 use super::body::Recorder;
 use super::entry::{self, Entry, Lifetime, Record, Variants};
 use super::flight::Leader;
-use super::key::{Class, request_digest, request_value};
+use super::key::{Class, RequestValues, request_value};
 use super::{
     CACHE_STATUS, CACHE_TAG, CacheBody, CacheStatus, CacheTags, Config, Found, NotStored, Pending,
 };
@@ -232,8 +232,8 @@ impl Config {
             waiting.done(false, self.pass_timeout);
             return;
         };
-        let digester = self.cache.digester();
-        let authorization = request_digest(&pending.headers, &header::AUTHORIZATION, digester);
+        let mut request = RequestValues::new(&pending.headers, self.cache.digester());
+        let authorization = request.digest(&header::AUTHORIZATION);
         let (etag, last_modified) = Entry::validators(&headers);
         let mut entry = Entry {
             status,
@@ -286,15 +286,12 @@ impl Config {
             variants.generation,
             &entry.extra,
             &variants.names,
-            &pending.headers,
+            &mut request,
         );
         entry.vary = variants
             .names
             .iter()
-            .map(|name| {
-                let digest = request_digest(&pending.headers, name, digester);
-                (name.clone(), digest)
-            })
+            .map(|name| (name.clone(), request.digest(name)))
             .collect();
         let mut writes = Vec::with_capacity(2);
         if found.as_ref() != Some(&variants) {
