@@ -30,15 +30,6 @@ impl Default for Background {
     }
 }
 
-/// Why background work did not start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum NotStarted {
-    /// As many tasks as the bound allows are running.
-    Full,
-    /// No tokio runtime to run it on.
-    NoRuntime,
-}
-
 impl Background {
     pub(crate) fn new(limit: usize, timeout: Duration) -> Background {
         let limit = limit.min(Semaphore::MAX_PERMITS);
@@ -69,19 +60,22 @@ impl Background {
         self.timed_out.load(Ordering::Relaxed)
     }
 
-    /// Runs `work` in a task of its own if the bound allows, stopping it at the deadline.
-    /// Dropping `work` unfinished releases whatever it holds (a flight's waiters, a lock).
-    pub(crate) fn spawn<F>(self: &Arc<Background>, work: F) -> Result<(), NotStarted>
+    /// Runs `work` in a task of its own if the bound allows, stopping it at the deadline;
+    /// returns whether it started. Work that does not start (the bound is reached, or no tokio
+    /// runtime runs) is logged, and dropped: dropping `work` unfinished releases whatever it
+    /// holds (a flight's waiters, a lock).
+    pub(crate) fn spawn<F>(self: &Arc<Background>, work: F) -> bool
     where
         F: Future<Output = ()> + Send + 'static,
     {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return Err(NotStarted::NoRuntime);
+            crate::log::no_runtime();
+            return false;
         };
         let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
             self.skipped.fetch_add(1, Ordering::Relaxed);
             crate::log::background_skipped(self.limit);
-            return Err(NotStarted::Full);
+            return false;
         };
         let background = Arc::clone(self);
         runtime.spawn(async move {
@@ -94,7 +88,7 @@ impl Background {
             }
             drop(permit);
         });
-        Ok(())
+        true
     }
 }
 
@@ -114,9 +108,9 @@ mod tests {
                 let _ = released.wait_for(|released| *released).await;
                 finished.fetch_add(1, Ordering::Relaxed);
             };
-            assert_eq!(background.spawn(work), Ok(()));
+            assert!(background.spawn(work));
         }
-        assert_eq!(background.spawn(async {}), Err(NotStarted::Full));
+        assert!(!background.spawn(async {}));
         assert_eq!(background.skipped(), 1);
         // Nothing releases the two tasks: their deadline stops them and frees the permits.
         tokio::time::sleep(Duration::from_secs(6)).await;
@@ -127,7 +121,7 @@ mod tests {
         let work = async move {
             finished_now.fetch_add(1, Ordering::Relaxed);
         };
-        assert_eq!(background.spawn(work), Ok(()));
+        assert!(background.spawn(work));
         drop(release);
         tokio::task::yield_now().await;
         assert_eq!(finished.load(Ordering::Relaxed), 1);
@@ -136,7 +130,7 @@ mod tests {
     #[test]
     fn without_a_runtime_nothing_starts() {
         let background = Arc::new(Background::default());
-        assert_eq!(background.spawn(async {}), Err(NotStarted::NoRuntime));
+        assert!(!background.spawn(async {}));
         assert_eq!(background.skipped(), 0);
     }
 }

@@ -18,7 +18,6 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tower_service::Service;
 
-use super::background::NotStarted;
 use super::flight::{self, Outcome, Role, Waited};
 use super::key::class_of;
 use super::lookup::{Hit, Lookup};
@@ -396,12 +395,8 @@ fn refresh<S, ReqBody, ResBody>(
             drain(response.into_body()).await;
         }
     };
-    match config.background.spawn(work) {
-        Ok(()) => {
-            config.counters.refreshes.fetch_add(1, Ordering::Relaxed);
-        }
-        Err(NotStarted::NoRuntime) => crate::log::no_runtime(),
-        Err(NotStarted::Full) => {}
+    if config.background.spawn(work) {
+        config.counters.refreshes.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -8,7 +8,6 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use http_body::Body;
 
-use super::background::NotStarted;
 use super::body::Recorder;
 use super::entry::{self, Entry, Lifetime, Record, Variants};
 use super::flight::Leader;
@@ -366,7 +365,7 @@ impl Config {
         let path = path.to_owned();
         // If the write is skipped or stopped, `waiting` is dropped with it: the waiters look
         // again (and one of them leads), and the page is not marked as not storable.
-        let started = self.background.spawn(async move {
+        self.background.spawn(async move {
             for (key, birth) in tag_keys {
                 if let Err(error) = cache.store().add(&key, birth, None).await {
                     cache.note_store_error_at("add", Some(&path), &key, &error);
@@ -383,9 +382,6 @@ impl Config {
             }
             waiting.done(true, pass);
         });
-        if started == Err(NotStarted::NoRuntime) {
-            crate::log::no_runtime();
-        }
     }
 }
 
