@@ -322,6 +322,8 @@ impl CacheLayer {
     /// 128). Past it, a write or refresh is skipped (the response still reaches the client; the
     /// page is just not stored or refreshed this time) and counted in
     /// [`PageStats::background_skipped`]: a slow store never makes work pile up in memory.
+    /// Zero turns background work off: pages are then stored only into in-process stores and
+    /// never refreshed in the background.
     pub fn max_background_tasks(mut self, limit: usize) -> Self {
         let timeout = self.config.background.timeout();
         self.config().background = Arc::new(Background::new(limit, timeout));
