@@ -960,7 +960,6 @@ impl Cache {
     /// ```
     pub fn fragment_key(name: &str, vary_on: &[&VaryOn]) -> String {
         use sha2::{Digest, Sha256};
-        use std::fmt::Write;
         let mut digest = Sha256::new();
         for value in vary_on {
             let text = value.to_string();
@@ -968,9 +967,7 @@ impl Cache {
             digest.update(text.as_bytes());
         }
         let mut key = format!("template.cache.{name}.");
-        for byte in digest.finalize() {
-            let _ = write!(key, "{byte:02x}");
-        }
+        crate::util::push_hex(&mut key, &digest.finalize());
         key
     }
 

@@ -1,6 +1,4 @@
-//! The error type of the typed cache API.
-
-use crate::store::StoreError;
+//! The error types: [`Error`] of the typed cache API, and [`StoreError`] of the stores under it.
 
 /// Why a [`Cache`](crate::Cache) or [`Caches`](crate::Caches) operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -56,4 +54,40 @@ impl Error {
             other => Error::Store(other),
         }
     }
+}
+
+/// Why a [`Store`](crate::store::Store) operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// [`Store::incr`](crate::store::Store::incr) on a key that is missing or expired.
+    #[error("key not found")]
+    NotFound,
+    /// [`Store::incr`](crate::store::Store::incr) on a value that is not an integer in ASCII decimal.
+    #[error("the stored value is not an integer")]
+    NotAnInteger,
+    /// [`Store::incr`](crate::store::Store::incr) would leave the range of `i64`.
+    #[error("integer overflow")]
+    Overflow,
+    /// The value is larger than the store accepts. Any value previously stored under the key has
+    /// been removed, so a stale value cannot outlive a failed write.
+    #[error("value of {size} bytes exceeds the store's limit of {limit} bytes")]
+    ValueTooLarge {
+        /// Size of the rejected entry in bytes.
+        size: usize,
+        /// The most the store accepts.
+        limit: usize,
+    },
+    /// The store did not answer in time.
+    #[error("the store timed out")]
+    Timeout,
+    /// The store is unreachable, or is being skipped after repeated failures.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// The store cannot do this operation.
+    #[error("the store does not support {0}")]
+    Unsupported(&'static str),
+    /// Any other failure of the backend.
+    #[error("store backend error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

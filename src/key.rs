@@ -1,10 +1,12 @@
 //! Low-level cache keys: Django's `prefix:version:key`, made safe for every store.
 
-use std::fmt::{self, Write};
+use std::fmt;
 use std::sync::Arc;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
+
+use crate::util::push_hex;
 
 /// The longest key handed to a store verbatim, in bytes (memcached's limit).
 pub const MAX_KEY_LEN: usize = 250;
@@ -27,7 +29,7 @@ pub(crate) fn push_default_head(full: &mut String, prefix: &str, version: i64) {
     if version < 0 {
         full.push('-');
     }
-    crate::page::push_decimal(full, version.unsigned_abs());
+    crate::util::push_decimal(full, version.unsigned_abs());
     full.push(':');
 }
 
@@ -133,27 +135,6 @@ impl fmt::Debug for Digester {
     }
 }
 
-/// A key as diagnostics show it: the first 8 bytes of its SHA-256, in hex. Keys can hold request
-/// values (a URL's query, a key function's output), so logs name a key by this alone.
-pub(crate) struct ShortHash<'a>(pub(crate) &'a str);
-
-impl fmt::Display for ShortHash<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let digest = Sha256::digest(self.0.as_bytes());
-        for byte in digest.iter().take(8) {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Appends `bytes` to `out` as lower-case hexadecimal.
-pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
-    for byte in bytes {
-        let _ = write!(out, "{byte:02x}");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,14 +154,6 @@ mod tests {
         assert_ne!(keyed.digest(value), keyed.digest(b"Bearer token2"));
         assert!(!Digester::new(b"").is_keyed());
         assert!(!format!("{keyed:?}").contains("one secret"));
-    }
-
-    #[test]
-    fn short_hashes_hide_the_key() {
-        let shown = ShortHash("page:G:/secret?token=abc").to_string();
-        assert_eq!(shown.len(), 16);
-        assert!(shown.bytes().all(|byte| byte.is_ascii_hexdigit()));
-        assert_ne!(shown, ShortHash("page:G:/secret?token=abd").to_string());
     }
 
     #[test]

@@ -102,6 +102,7 @@ pub mod store;
 #[cfg_attr(docsrs, doc(cfg(feature = "minijinja")))]
 pub mod template;
 mod timeout;
+mod util;
 
 pub use cache::{Cache, CacheBuilder, DEFAULT_TIMEOUT, VaryOn};
 pub use caches::{Caches, CachesBuilder, DEFAULT_CACHE};

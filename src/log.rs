@@ -5,8 +5,7 @@
 //! ([`ShortHash`]) and a page by its URL path, without the query.
 
 #[cfg(feature = "tracing")]
-use crate::key::ShortHash;
-use crate::store::StoreError;
+use crate::util::ShortHash;
 
 /// A store operation failed; the caller carries on (a miss, or an error value). `path` is the
 /// URL path of the page concerned, if any.
@@ -14,7 +13,7 @@ pub(crate) fn store_failure(
     operation: &'static str,
     path: Option<&str>,
     key: &str,
-    error: &StoreError,
+    error: &dyn std::fmt::Display,
 ) {
     #[cfg(feature = "tracing")]
     tracing::warn!(
@@ -43,7 +42,7 @@ pub(crate) fn undecodable(path: Option<&str>, key: &str, reason: &str) {
 }
 
 /// What the response cache did with a request.
-pub(crate) fn page_outcome(status: crate::CacheStatus) {
+pub(crate) fn page_outcome(status: &dyn std::fmt::Debug) {
     #[cfg(feature = "tracing")]
     tracing::debug!(?status, "response cache");
     #[cfg(not(feature = "tracing"))]

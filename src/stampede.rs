@@ -3,15 +3,13 @@
 //! jitter and generations.
 
 use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use crate::store::{LockToken, Store};
+use crate::util::random_u64;
 
 /// The work in progress, by key: one leader per key does it, the others wait for its result.
 #[derive(Debug)]
@@ -90,7 +88,7 @@ impl<V: Send + Sync + 'static> Drop for Leader<V> {
 impl<V: Send + Sync + 'static> std::fmt::Debug for Leader<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Leader")
-            .field("key_hash", &crate::key::ShortHash(&self.key).to_string())
+            .field("key_hash", &crate::util::ShortHash(&self.key).to_string())
             .finish()
     }
 }
@@ -118,61 +116,6 @@ pub(crate) async fn wait<V: Clone>(
         Ok(Err(_)) => Waited::LeaderGone,
         Err(_) => Waited::TimedOut,
     }
-}
-
-/// Fills `bytes` from the operating system's random generator: the crate's one source of
-/// unpredictable bits, for lock tokens. A failure is returned as it is, never replaced by bits
-/// from a weaker source.
-pub(crate) fn fill_random(bytes: &mut [u8]) -> Result<(), getrandom::Error> {
-    #[cfg(test)]
-    if let Some(source) = test_source::current() {
-        return source(bytes);
-    }
-    getrandom::getrandom(bytes)
-}
-
-/// A stand-in for the operating system's generator, set per thread, so tests can tell which
-/// bytes a token was made from and make the generator fail.
-#[cfg(test)]
-pub(crate) mod test_source {
-    use std::cell::Cell;
-
-    /// What [`fill_random`](super::fill_random) calls instead of the operating system.
-    pub(crate) type Source = fn(&mut [u8]) -> Result<(), getrandom::Error>;
-
-    thread_local! {
-        static SOURCE: Cell<Option<Source>> = const { Cell::new(None) };
-    }
-
-    pub(super) fn current() -> Option<Source> {
-        SOURCE.with(Cell::get)
-    }
-
-    /// Runs `f` with `source` in place of the operating system's generator on this thread.
-    pub(crate) fn with<R>(source: Source, f: impl FnOnce() -> R) -> R {
-        struct Restore(Option<Source>);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                SOURCE.with(|slot| slot.set(self.0));
-            }
-        }
-        let _restore = Restore(SOURCE.with(|slot| slot.replace(Some(source))));
-        f()
-    }
-}
-
-/// A random 64-bit number: a process-wide randomly seeded hash (the OS seeds `RandomState`) of
-/// a counter and the time, so values never repeat within a process and differ across
-/// processes. Cheap, and not for secrets: for generations and jitter, where a guess gains
-/// nothing. Lock tokens take [`fill_random`].
-pub(crate) fn random_u64() -> u64 {
-    static SEED: OnceLock<RandomState> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.subsec_nanos());
-    SEED.get_or_init(RandomState::new).hash_one((count, nanos))
 }
 
 /// `ttl` shortened by a random fraction of at most `jitter` (0 to 1), so that entries written
@@ -222,7 +165,7 @@ impl Drop for HeldLock {
 impl std::fmt::Debug for HeldLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HeldLock")
-            .field("key_hash", &crate::key::ShortHash(&self.key).to_string())
+            .field("key_hash", &crate::util::ShortHash(&self.key).to_string())
             .finish()
     }
 }
@@ -230,14 +173,6 @@ impl std::fmt::Debug for HeldLock {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn random_numbers_do_not_repeat() {
-        let mut seen: Vec<u64> = (0..1000).map(|_| random_u64()).collect();
-        seen.sort_unstable();
-        seen.dedup();
-        assert_eq!(seen.len(), 1000);
-    }
 
     #[test]
     fn jitter_only_shortens_and_stays_within_its_fraction() {

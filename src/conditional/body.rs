@@ -9,6 +9,8 @@ use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
+use crate::util::poll_bytes;
+
 pin_project! {
     /// The response body of [`ConditionService`](super::ConditionService) and
     /// [`ConditionalGetService`](super::ConditionalGetService): the inner service's body
@@ -71,21 +73,6 @@ impl<B: Body> ConditionalBody<B> {
             },
         }
     }
-}
-
-/// Polls a body for its next frame, with the data as [`Bytes`].
-pub(crate) fn poll_bytes<B>(
-    body: Pin<&mut B>,
-    cx: &mut Context<'_>,
-) -> Poll<Option<Result<Frame<Bytes>, B::Error>>>
-where
-    B: Body,
-    B::Data: Buf,
-{
-    let frame = ready!(body.poll_frame(cx));
-    Poll::Ready(frame.map(|frame| {
-        frame.map(|frame| frame.map_data(|mut data| data.copy_to_bytes(data.remaining())))
-    }))
 }
 
 impl<B> Body for ConditionalBody<B>

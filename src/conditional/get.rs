@@ -18,13 +18,12 @@ use sha2::{Digest, Sha256};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::body::poll_bytes;
 use super::{
     ConditionalBody, EntityTag, Precondition, evaluate_preconditions, not_modified_headers,
     parse_http_date,
 };
 use crate::headers::CacheControl;
-use crate::key::push_hex;
+use crate::util::{poll_bytes, push_hex};
 
 /// Default [`max_body_size`](ConditionalGetLayer::max_body_size): 1 MiB.
 pub const DEFAULT_MAX_BODY_SIZE: usize = 1 << 20;

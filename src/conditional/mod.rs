@@ -24,15 +24,13 @@
 
 pub(crate) mod body;
 mod condition;
-mod date;
 mod etag;
 mod get;
 mod precondition;
 
+pub use crate::headers::{fmt_http_date, parse_http_date, parse_http_date_at};
 pub use body::ConditionalBody;
 pub use condition::{ConditionFuture, ConditionLayer, ConditionService, condition};
-pub(crate) use date::latest_http_date;
-pub use date::{fmt_http_date, parse_http_date, parse_http_date_at};
 pub use etag::{EntityTag, EntityTagList, InvalidEntityTag, parse_etag_list};
 pub use get::{
     ConditionalGetFuture, ConditionalGetLayer, ConditionalGetService, DEFAULT_MAX_BODY_SIZE,

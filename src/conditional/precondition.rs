@@ -8,8 +8,8 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderName, Method};
 
-use super::date::{parse_http_date, unix_seconds};
 use super::etag::{EntityTag, EntityTagList, parse_etag_list};
+use crate::headers::{parse_http_date, unix_seconds};
 
 /// What to answer a conditional request with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

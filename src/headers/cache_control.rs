@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use http::header::{CACHE_CONTROL, EXPIRES};
 use http::{HeaderMap, HeaderValue};
 
+use super::{fmt_http_date, latest_http_date};
 use super::{header_value, is_ows, is_token, split_list};
-use crate::conditional::{fmt_http_date, latest_http_date};
 
 /// The largest delta-seconds value the accessors report: 2^31 seconds (about 68 years). RFC 9111
 /// §1.2.2 lets a cache treat any larger value as this one, and it keeps `now + max_age` far from

@@ -29,12 +29,15 @@ use bytes::Bytes;
 use http::HeaderValue;
 
 mod cache_control;
+mod date;
 mod layer;
 mod vary;
 
 pub use cache_control::{
     CacheControl, add_never_cache_headers, patch_cache_control, patch_response_headers,
 };
+pub use date::{fmt_http_date, parse_http_date, parse_http_date_at};
+pub(crate) use date::{latest_http_date, unix_seconds};
 pub use layer::{
     CacheControlLayer, CacheControlService, NeverCacheLayer, NeverCacheService, ResponseFuture,
     VaryLayer, VaryService, cache_control, never_cache, vary_on_cookie, vary_on_headers,

@@ -11,12 +11,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::{Target, run};
-use crate::conditional::{
-    EntityTag, fmt_http_date, latest_http_date, parse_etag_list, parse_http_date,
-    parse_http_date_at,
-};
+use crate::conditional::{EntityTag, parse_etag_list};
 use crate::headers::{
-    CacheControl, has_vary_header, patch_cache_control, patch_vary_headers, vary,
+    CacheControl, fmt_http_date, has_vary_header, latest_http_date, parse_http_date,
+    parse_http_date_at, patch_cache_control, patch_vary_headers, vary,
 };
 use crate::{Cache, codec, page, redact};
 

@@ -8,7 +8,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use crate::conditional::body::poll_bytes;
+use crate::util::poll_bytes;
 
 pin_project! {
     /// The response body of the cache layers: a stored body on a hit, otherwise the inner

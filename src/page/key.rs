@@ -15,7 +15,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use super::scheme::KeyScheme;
 use super::status::Bypass;
-use crate::key::{Digester, ValueDigest, push_hex};
+use crate::key::{Digester, ValueDigest};
+use crate::util::{push_decimal, push_hex};
 
 /// Which stored responses may answer a request: `GET` entries answer `GET` and `HEAD`; entries
 /// stored from a `HEAD` miss (headers only) answer `HEAD` alone.
@@ -296,31 +297,6 @@ fn is_plain(byte: u8) -> bool {
     PLAIN_BYTES[usize::from(byte)]
 }
 
-/// Appends a number in decimal without the formatting machinery (this runs on every lookup).
-pub(crate) fn push_decimal(key: &mut String, number: u64) {
-    if number < 10 {
-        key.push(char::from(b'0' + number as u8));
-        return;
-    }
-    if number < 100 {
-        key.push(char::from(b'0' + (number / 10) as u8));
-        key.push(char::from(b'0' + (number % 10) as u8));
-        return;
-    }
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    let mut rest = number;
-    while rest > 0 && start > 0 {
-        start -= 1;
-        if let Some(digit) = digits.get_mut(start) {
-            *digit = b'0' + (rest % 10) as u8;
-        }
-        rest /= 10;
-    }
-    // Only ASCII digits were written.
-    key.push_str(std::str::from_utf8(digits.get(start..).unwrap_or_default()).unwrap_or_default());
-}
-
 /// A request header's value for keying: its one field line, or all of them joined the way a
 /// reader of the header would join them: `"; "` for `Cookie` (RFC 9113 §8.2.3, RFC 6265), `", "`
 /// for every other (list-valued) field. So two `Cookie` lines `a=1` and `b=2` key like the one
@@ -470,15 +446,6 @@ mod tests {
         let mut request = RequestValues::new(headers, &digester);
         push_variant_suffix(&mut key, generation, extra, names, &mut request);
         key
-    }
-
-    #[test]
-    fn decimals_are_written_without_fmt() {
-        for number in [0, 7, 10, 99, 1234, u64::from(u32::MAX) + 1, u64::MAX] {
-            let mut text = String::new();
-            push_decimal(&mut text, number);
-            assert_eq!(text, number.to_string());
-        }
     }
 
     #[test]

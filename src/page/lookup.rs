@@ -181,7 +181,7 @@ impl Probe {
         key.push_str(extra);
         key.push('\0');
         if let Some(digest) = request.digest(&header::AUTHORIZATION) {
-            crate::key::push_hex(&mut key, &digest);
+            crate::util::push_hex(&mut key, &digest);
         }
         key
     }

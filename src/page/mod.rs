@@ -55,7 +55,6 @@ use entry::{Entry, Variants};
 #[cfg(test)]
 pub(crate) use entry::{decode as decode_entry, encode as encode_entry};
 use flight::{Leader, PageFlights};
-pub(crate) use key::push_decimal;
 use key::{
     Class, RequestValues, Url, push_page_head, push_primary_key, push_url, push_variant_suffix,
 };
@@ -351,7 +350,7 @@ impl Config {
         extensions.clear();
         extensions.insert(status);
         *response.extensions_mut() = extensions;
-        crate::log::page_outcome(status);
+        crate::log::page_outcome(&status);
         if status != CacheStatus::Hit {
             self.counters.stale_served.fetch_add(1, Ordering::Relaxed);
         }
@@ -439,7 +438,7 @@ impl Config {
     /// Marks a response from the origin with what the cache did. This cache's `Cache-Status`
     /// member is appended after any the response already carries from caches nearer the origin.
     fn mark<B>(&self, response: &mut Response<B>, status: CacheStatus, miss: MissKind) {
-        crate::log::page_outcome(status);
+        crate::log::page_outcome(&status);
         if self.cache_status_header {
             let member = Member::forwarded(miss, response.status());
             let value = cache_status_value(&self.cache_status_name, status, member);

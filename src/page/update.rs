@@ -16,8 +16,9 @@ use super::{
     CACHE_STATUS, CACHE_TAG, CacheBody, CacheStatus, CacheTags, Config, Found, NotStored, Pending,
 };
 use crate::headers::{CacheControl, Vary, patch_response_headers, patch_vary_headers, vary};
-use crate::stampede::{HeldLock, jittered, random_u64};
+use crate::stampede::{HeldLock, jittered};
 use crate::store::{LocalValue, Ttl};
+use crate::util::random_u64;
 
 /// The outcome of the storage decision.
 enum Decision {

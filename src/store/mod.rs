@@ -6,7 +6,7 @@
 //! for which store to pick and how to write your own.
 
 use std::any::Any;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -20,6 +20,7 @@ mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 
+pub use crate::error::StoreError;
 pub use dummy::DummyStore;
 pub use memory::{MemoryStore, MemoryStoreBuilder};
 #[cfg(all(test, feature = "redis"))]
@@ -182,14 +183,11 @@ impl LockToken {
     /// or extend a lock it does not hold.
     pub fn random() -> Result<LockToken, StoreError> {
         let mut bytes = [0u8; 16];
-        crate::stampede::fill_random(&mut bytes).map_err(|error| {
+        crate::util::fill_random(&mut bytes).map_err(|error| {
             StoreError::Backend(format!("no randomness for a lock token: {error}").into())
         })?;
         let mut token = String::with_capacity(32);
-        for byte in bytes {
-            // Writing to a `String` cannot fail.
-            let _ = write!(token, "{byte:02x}");
-        }
+        crate::util::push_hex(&mut token, &bytes);
         Ok(LockToken(token))
     }
 
@@ -243,42 +241,6 @@ pub trait LocalStore: Send + Sync {
     fn add_bytes(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<bool, StoreError>;
 }
 
-/// Why a [`Store`] operation failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// [`Store::incr`] on a key that is missing or expired.
-    #[error("key not found")]
-    NotFound,
-    /// [`Store::incr`] on a value that is not an integer in ASCII decimal.
-    #[error("the stored value is not an integer")]
-    NotAnInteger,
-    /// [`Store::incr`] would leave the range of `i64`.
-    #[error("integer overflow")]
-    Overflow,
-    /// The value is larger than the store accepts. Any value previously stored under the key has
-    /// been removed, so a stale value cannot outlive a failed write.
-    #[error("value of {size} bytes exceeds the store's limit of {limit} bytes")]
-    ValueTooLarge {
-        /// Size of the rejected entry in bytes.
-        size: usize,
-        /// The most the store accepts.
-        limit: usize,
-    },
-    /// The store did not answer in time.
-    #[error("the store timed out")]
-    Timeout,
-    /// The store is unreachable, or is being skipped after repeated failures.
-    #[error("the store is unavailable: {0}")]
-    Unavailable(String),
-    /// The store cannot do this operation.
-    #[error("the store does not support {0}")]
-    Unsupported(&'static str),
-    /// Any other failure of the backend.
-    #[error("store backend error: {0}")]
-    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
-
 /// Wraps an already computed result in a [`StoreFuture`], for stores that answer synchronously.
 pub(crate) fn ready<'a, T: Send + 'a>(result: Result<T, StoreError>) -> StoreFuture<'a, T> {
     Box::pin(std::future::ready(result))
@@ -287,7 +249,7 @@ pub(crate) fn ready<'a, T: Send + 'a>(result: Result<T, StoreError>) -> StoreFut
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stampede::test_source;
+    use crate::util::test_source;
 
     /// Gives 0x00, 0x11, 0x22, …: bytes a test can recognise in a token.
     fn recognisable(bytes: &mut [u8]) -> Result<(), getrandom::Error> {

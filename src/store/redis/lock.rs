@@ -102,7 +102,7 @@ pub(super) async fn release_token(
 impl fmt::Debug for RedisLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisLock")
-            .field("key_hash", &crate::key::ShortHash(&self.key).to_string())
+            .field("key_hash", &crate::util::ShortHash(&self.key).to_string())
             .finish_non_exhaustive()
     }
 }

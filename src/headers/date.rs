@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::headers::is_ows;
+use super::is_ows;
 
 const SECONDS_PER_DAY: i64 = 86_400;
 
