@@ -1,15 +1,131 @@
-//! Helpers against cache stampedes: flights that coalesce concurrent work on one key, locks held
-//! through a store, and randomness: unpredictable bytes for lock tokens, cheap numbers for TTL
-//! jitter and generations.
+//! Protection against cache stampedes, shared by `Cache::get_or_set` and the response caches:
+//! the settings ([`Stampede`]), flights that coalesce concurrent work on one key, locks held
+//! through a store across processes, and TTL jitter.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::store::{LockToken, Store};
+use crate::store::{LockToken, Store, StoreError};
 use crate::util::random_u64;
+
+/// Default bound on how long a task waits for another one doing the same work.
+pub(crate) const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many times a task looks again (after waiting for others) before it does the work
+/// without waiting any more.
+pub(crate) const MAX_ROUNDS: usize = 3;
+
+/// How often a task waiting for another process's lock looks for the result.
+const LOCK_POLL: Duration = Duration::from_millis(25);
+
+/// How a cache keeps concurrent misses of one key from all doing the work. A `Cache` has one
+/// (for `get_or_set` and fragments), and the response caches built on it start from a copy,
+/// which their own settings then override.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stampede {
+    /// The longest a task waits for another task of this process doing the same work.
+    pub(crate) wait_timeout: Duration,
+    /// The opt-in lock through a remote store that coalesces the work across processes.
+    pub(crate) lock: Option<StoreLock>,
+}
+
+impl Default for Stampede {
+    fn default() -> Self {
+        Stampede {
+            wait_timeout: DEFAULT_WAIT_TIMEOUT,
+            lock: None,
+        }
+    }
+}
+
+/// The settings of a lock taken through a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StoreLock {
+    /// How long a lock lives if its holder never releases it.
+    pub(crate) ttl: Duration,
+    /// How long a task waits for another process's lock before doing the work itself.
+    pub(crate) wait: Duration,
+    /// How often a waiting task looks for the result.
+    pub(crate) poll: Duration,
+}
+
+impl StoreLock {
+    pub(crate) fn new(ttl: Duration, wait: Duration) -> StoreLock {
+        StoreLock {
+            ttl,
+            wait,
+            poll: LOCK_POLL,
+        }
+    }
+}
+
+/// How taking a lock through a store ended.
+pub(crate) enum Locked<T> {
+    /// This task holds the lock. `found` is what a look right after taking it found (another
+    /// process may have finished just before); `waited` says whether it waited for another
+    /// holder first.
+    Held {
+        lock: HeldLock,
+        found: Option<T>,
+        waited: bool,
+    },
+    /// Another process finished the work while this task waited for its lock.
+    Found(T),
+    /// The wait ran out: do the work without the lock.
+    GaveUp,
+    /// The store failed to lock: do the work without the lock.
+    Failed { key: String, error: StoreError },
+}
+
+/// Takes the lock `key` in `store`, or waits for the process holding it: `look` is called
+/// after the lock is taken and at every poll while waiting, and a result it finds ends the
+/// wait. `on_wait` is called once, when the lock is first found held by another.
+pub(crate) async fn lock_or_wait<T, E, F, Fut>(
+    store: &Arc<dyn Store>,
+    key: String,
+    settings: StoreLock,
+    mut look: F,
+    on_wait: impl FnOnce(),
+) -> Result<Locked<T>, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>, E>>,
+{
+    // `None`: a wait too long to represent, that is, no deadline.
+    let deadline = tokio::time::Instant::now().checked_add(settings.wait);
+    let mut on_wait = Some(on_wait);
+    loop {
+        match store.try_lock(&key, settings.ttl).await {
+            Ok(Some(token)) => {
+                let lock = HeldLock::new(Arc::clone(store), key, token);
+                let found = look().await?;
+                let waited = on_wait.is_none();
+                return Ok(Locked::Held {
+                    lock,
+                    found,
+                    waited,
+                });
+            }
+            Ok(None) => {
+                if let Some(on_wait) = on_wait.take() {
+                    on_wait();
+                }
+                if deadline.is_some_and(|deadline| tokio::time::Instant::now() >= deadline) {
+                    return Ok(Locked::GaveUp);
+                }
+                tokio::time::sleep(settings.poll).await;
+                if let Some(found) = look().await? {
+                    return Ok(Locked::Found(found));
+                }
+            }
+            Err(error) => return Ok(Locked::Failed { key, error }),
+        }
+    }
+}
 
 /// The work in progress, by key: one leader per key does it, the others wait for its result.
 #[derive(Debug)]

@@ -117,6 +117,15 @@ pub(crate) fn random_u64() -> u64 {
     SEED.get_or_init(RandomState::new).hash_one((count, nanos))
 }
 
+/// Microseconds since the epoch: when a computation started, or a tag was invalidated.
+pub(crate) fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+        })
+}
+
 /// Polls a body for its next frame, with the data as [`Bytes`].
 pub(crate) fn poll_bytes<B>(
     body: Pin<&mut B>,

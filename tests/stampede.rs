@@ -409,6 +409,47 @@ mod coalescing {
         assert_eq!(send(&app).await.body, "page 1");
         assert_eq!(send(&app).await.cache, Some(CacheStatus::Hit));
     }
+    /// Starts a request that leads the page's fetch and waits at the gate, then one that
+    /// waits for it; returns the origin calls after `after` of (paused) time.
+    async fn calls_after_a_wait(layer: CacheLayer, after: Duration) -> (Origin, usize) {
+        let origin = Origin::gated();
+        let app = app(layer, &origin, &[]);
+        let leader = app.clone();
+        tokio::spawn(async move { send(&leader).await });
+        until("the leader asks the origin", || origin.calls() == 1).await;
+        let waiter = app.clone();
+        tokio::spawn(async move { send(&waiter).await });
+        tokio::time::sleep(after).await;
+        let calls = origin.calls();
+        (origin, calls)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_page_cache_waits_as_long_as_its_cache_says() {
+        let cache = Cache::builder(MemoryStore::new())
+            .wait_timeout(Duration::from_secs(3))
+            .build();
+        let layer = CacheLayer::new(cache);
+        let (origin, calls) = calls_after_a_wait(layer.clone(), Duration::from_secs(5)).await;
+        assert_eq!(
+            calls, 2,
+            "the waiter gave up after the cache's 3 s, not the default 10 s"
+        );
+        assert_eq!(layer.stats().coalesced, 1);
+        origin.release();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_page_cache_may_wait_longer_than_its_cache() {
+        let cache = Cache::builder(MemoryStore::new())
+            .wait_timeout(Duration::from_secs(3))
+            .build();
+        let layer = CacheLayer::new(cache).wait_timeout(Duration::from_secs(30));
+        let (origin, calls) = calls_after_a_wait(layer.clone(), Duration::from_secs(5)).await;
+        assert_eq!(calls, 1, "the layer's own 30 s wins over the cache's 3 s");
+        assert_eq!(layer.stats().coalesced, 1);
+        origin.release();
+    }
 }
 
 mod stale {
@@ -740,24 +781,48 @@ mod across_processes {
     use axum_cache::store::RedisStore;
     use support::redis;
 
-    async fn instance(url: &str, origin: &Origin) -> (Router, CacheLayer) {
+    /// Where an instance's lock across processes is set.
+    #[derive(Clone, Copy)]
+    enum LockOn {
+        Layer,
+        Cache,
+    }
+
+    async fn instance(url: &str, origin: &Origin, lock_on: LockOn) -> (Router, CacheLayer) {
         let store = RedisStore::builder(url)
             .prefix("stampede")
             .command_timeout(Duration::from_secs(5))
             .build()
             .await
             .expect("connects");
-        let layer = CacheLayer::new(Cache::new(store))
-            .lock_across_processes(Duration::from_secs(10), Duration::from_secs(10));
+        let (ttl, wait) = (Duration::from_secs(10), Duration::from_secs(10));
+        let layer = match lock_on {
+            LockOn::Layer => CacheLayer::new(Cache::new(store)).lock_across_processes(ttl, wait),
+            LockOn::Cache => CacheLayer::new(
+                Cache::builder(store)
+                    .lock_across_processes(ttl, wait)
+                    .build(),
+            ),
+        };
         (app(layer.clone(), origin, &[]), layer)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_instances_sharing_redis_call_the_origin_once() {
+        two_instances_call_the_origin_once(LockOn::Layer).await;
+    }
+
+    /// A page cache takes its cache's lock across processes when it sets none itself.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_instances_locking_through_their_caches_call_the_origin_once() {
+        two_instances_call_the_origin_once(LockOn::Cache).await;
+    }
+
+    async fn two_instances_call_the_origin_once(lock_on: LockOn) {
         let Some(server) = redis::redis() else { return };
         let origin = Origin::gated();
-        let (a, layer_a) = instance(&server.url(), &origin).await;
-        let (b, layer_b) = instance(&server.url(), &origin).await;
+        let (a, layer_a) = instance(&server.url(), &origin, lock_on).await;
+        let (b, layer_b) = instance(&server.url(), &origin, lock_on).await;
         let tasks: Vec<_> = (0..200)
             .map(|i| {
                 let app = if i % 2 == 0 { a.clone() } else { b.clone() };

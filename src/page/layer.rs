@@ -17,7 +17,8 @@ use super::key::{Class, Url};
 use super::scheme::KeyScheme;
 use super::serve::{ResponseFuture, call_cached};
 use super::split::{FetchFromCacheLayer, UpdateCacheLayer};
-use super::{CacheBody, Config, LockSettings, PageStats};
+use super::{CacheBody, Config, PageStats};
+use crate::stampede::StoreLock;
 use crate::{Cache, Error};
 
 /// Caches whole responses of the service it wraps: Django's `CacheMiddleware`, as one Tower
@@ -259,9 +260,10 @@ impl CacheLayer {
     }
 
     /// The longest a request waits for another request fetching the same page before asking
-    /// the origin itself (default 10 s).
+    /// the origin itself (default: the cache's [`wait_timeout`](crate::CacheBuilder::wait_timeout),
+    /// 10 s unless set there).
     pub fn wait_timeout(mut self, timeout: Duration) -> Self {
-        self.config().wait_timeout = timeout;
+        self.config().stampede.wait_timeout = timeout;
         self
     }
 
@@ -307,13 +309,11 @@ impl CacheLayer {
     /// Coalesce misses across processes that share a remote store: the first process to miss
     /// takes a lock in the store (living at most `ttl`, in case the process dies) and the others
     /// wait up to `wait` for the page it stores, then ask the origin themselves. No effect with
-    /// an in-process store.
+    /// an in-process store. A cache built with
+    /// [`CacheBuilder::lock_across_processes`](crate::CacheBuilder::lock_across_processes)
+    /// gives its response caches the same lock unless they set their own here.
     pub fn lock_across_processes(mut self, ttl: Duration, wait: Duration) -> Self {
-        self.config().lock = Some(LockSettings {
-            ttl,
-            wait,
-            poll: Duration::from_millis(25),
-        });
+        self.config().stampede.lock = Some(StoreLock::new(ttl, wait));
         self
     }
 

@@ -297,7 +297,7 @@ impl<'a> Search<'a> {
             miss,
             flight_key: probe.flight_key(&mut self.values, &self.extra),
             // A miss: the origin is asked after this, so now is when its computation starts.
-            started_micros: crate::cache::now_micros(),
+            started_micros: crate::util::now_micros(),
             stale: self.stale.take(),
             leader: None,
             lock: None,
@@ -385,10 +385,8 @@ impl Config {
 
     /// Whether an entry's tags still allow it, read from an in-process store.
     fn tags_current_now(&self, local: &dyn LocalStore, entry: &Entry) -> bool {
-        entry.tags.iter().all(|tag| {
-            let time = local.get_bytes(&self.cache.tag_store_key(tag));
-            crate::cache::tag_allows(time.as_deref(), entry.started_micros)
-        })
+        self.cache
+            .tags_current_in(local, &entry.tags, entry.started_micros)
     }
 
     /// Looks a request up in a remote store. A store error or an undecodable record is a miss.

@@ -38,7 +38,7 @@ use http_body::Body;
 
 use crate::Cache;
 use crate::conditional::{Precondition, evaluate_for_existing, not_modified_headers};
-use crate::stampede::HeldLock;
+use crate::stampede::{HeldLock, Stampede};
 use crate::store::LocalStore;
 
 #[cfg(feature = "axum")]
@@ -68,7 +68,7 @@ pub const DEFAULT_PAGE_TIMEOUT: Duration = Duration::from_secs(600);
 /// Default [`max_body_size`](CacheLayer::max_body_size): 4 MiB.
 pub const DEFAULT_MAX_BODY_SIZE: usize = 4 << 20;
 /// Default bound on how long a request waits for another one fetching the same page.
-pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_WAIT_TIMEOUT: Duration = crate::stampede::DEFAULT_WAIT_TIMEOUT;
 /// Default name of the cache in its `Cache-Status` member.
 pub const DEFAULT_CACHE_STATUS_NAME: &str = "axum-cache";
 /// Default time a page found not storable skips coalescing ("hit-for-pass").
@@ -99,30 +99,20 @@ pub(crate) struct Config {
     scheme: KeyScheme,
     clock: ClockFn,
     coalesce: bool,
-    wait_timeout: Duration,
     pass_timeout: Duration,
     stale_while_revalidate: Option<Duration>,
     stale_if_error: Option<Duration>,
     refresh_before: Option<Duration>,
     jitter: f64,
-    lock: Option<LockSettings>,
+    /// Coalescing waits and the lock across processes: the cache's, unless the layer sets
+    /// its own.
+    stampede: Stampede,
     flights: Arc<PageFlights>,
     /// Remote writes and background refreshes, bounded in number and time.
     background: Arc<Background>,
     /// Entries decoded from a remote store's bytes, reused while those bytes do not change.
     memo: Arc<Memo>,
     counters: Arc<Counters>,
-}
-
-/// The opt-in lock through the store that coalesces misses across processes.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct LockSettings {
-    /// How long a lock lives if its holder never releases it.
-    ttl: Duration,
-    /// How long a request waits for another process's lock before asking the origin itself.
-    wait: Duration,
-    /// How often a waiting request looks for the stored page.
-    poll: Duration,
 }
 
 /// What the stampede protection did, counted since the layer was built.
@@ -157,6 +147,7 @@ pub struct PageStats {
 impl Config {
     pub(crate) fn new(cache: Cache) -> Config {
         let mut config = Config {
+            stampede: cache.stampede(),
             cache,
             key_prefix: String::new(),
             key_head: None,
@@ -172,13 +163,11 @@ impl Config {
             scheme: KeyScheme::default(),
             clock: Arc::new(SystemTime::now),
             coalesce: true,
-            wait_timeout: DEFAULT_WAIT_TIMEOUT,
             pass_timeout: DEFAULT_PASS_TIMEOUT,
             stale_while_revalidate: None,
             stale_if_error: None,
             refresh_before: None,
             jitter: 0.0,
-            lock: None,
             flights: Arc::default(),
             background: Arc::default(),
             memo: Arc::default(),
@@ -464,12 +453,11 @@ impl fmt::Debug for Config {
             .field("ignored_params", &self.ignored_params)
             .field("scheme", &self.scheme)
             .field("coalesce", &self.coalesce)
-            .field("wait_timeout", &self.wait_timeout)
+            .field("stampede", &self.stampede)
             .field("stale_while_revalidate", &self.stale_while_revalidate)
             .field("stale_if_error", &self.stale_if_error)
             .field("refresh_before", &self.refresh_before)
             .field("jitter", &self.jitter)
-            .field("lock", &self.lock)
             .field("max_background_tasks", &self.background.limit())
             .field("background_timeout", &self.background.timeout())
             .finish_non_exhaustive()

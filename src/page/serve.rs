@@ -2,6 +2,7 @@
 //! possible, otherwise through an async path that waits for other requests fetching the same
 //! page, takes the opt-in lock shared across processes, serves stale pages and refreshes them.
 
+use std::convert::Infallible;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
@@ -15,7 +16,6 @@ use http::{Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tokio::sync::watch;
-use tokio::time::Instant;
 use tower_service::Service;
 
 use super::flight::{self, Outcome, Role, Waited};
@@ -23,7 +23,7 @@ use super::key::class_of;
 use super::lookup::{Hit, Lookup};
 use super::status::Member;
 use super::{Bypass, CacheBody, CacheStatus, Config, Pending, Stale, Then};
-use crate::stampede::HeldLock;
+use crate::stampede::{Locked, MAX_ROUNDS, lock_or_wait};
 
 type BoxedResponse<B, E> =
     Pin<Box<dyn Future<Output = Result<Response<CacheBody<B>>, E>> + Send + 'static>>;
@@ -211,10 +211,6 @@ enum Settled<B> {
     Ask(Then),
 }
 
-/// How many times a request looks the page up (after waiting for others) before it asks the
-/// origin without waiting any more.
-const MAX_ROUNDS: usize = 3;
-
 /// Looks the request up until it can be answered from the cache, or it is this request's turn
 /// to ask the origin.
 async fn settle<B>(
@@ -232,7 +228,7 @@ async fn settle<B>(
             waited = true;
             config.counters.coalesced.fetch_add(1, Ordering::Relaxed);
             // Boxed, as the lock below: rare paths, kept out of the size of every lookup's future.
-            match Box::pin(flight::wait(receiver, config.wait_timeout)).await {
+            match Box::pin(flight::wait(receiver, config.stampede.wait_timeout)).await {
                 // The page cannot be shared, or the leader is too slow: ask the origin now.
                 Waited::Done(Outcome::NotStorable) | Waited::TimedOut => join = false,
                 Waited::Done(Outcome::Stored) | Waited::LeaderGone => {}
@@ -319,44 +315,43 @@ impl Config {
         pending: &mut Pending,
         parts: &Parts,
     ) -> Option<(Hit, bool)> {
-        let settings = self.lock?;
+        let settings = self.stampede.lock?;
         if self.local().is_some() {
             return None;
         }
-        let store = Arc::clone(self.cache.store());
-        let key = crate::key::internal_key("lock", &pending.flight_key);
-        // `None`: a wait too long to represent, that is, no deadline.
-        let deadline = Instant::now().checked_add(settings.wait);
-        let mut waited = false;
-        loop {
-            match store.try_lock(&key, settings.ttl).await {
-                Ok(Some(token)) => {
-                    let held = HeldLock::new(Arc::clone(&store), key, token);
-                    if let Lookup::Hit(hit) = self.lookup_remote(parts).await {
-                        return Some((hit, waited));
-                    }
-                    pending.lock = Some(held);
-                    return None;
-                }
-                Ok(None) => {
-                    if !waited {
-                        waited = true;
-                        self.counters.lock_waits.fetch_add(1, Ordering::Relaxed);
-                    }
-                    if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                        return None;
-                    }
-                    tokio::time::sleep(settings.poll).await;
-                    if let Lookup::Hit(hit) = self.lookup_remote(parts).await {
-                        return Some((hit, true));
-                    }
-                }
-                Err(error) => {
-                    self.cache
-                        .note_store_error_at("lock", Some(parts.uri.path()), &key, &error);
-                    return None;
-                }
+        let locked = lock_or_wait(
+            self.cache.store(),
+            crate::key::internal_key("lock", &pending.flight_key),
+            settings,
+            || async {
+                Ok::<_, Infallible>(match self.lookup_remote(parts).await {
+                    Lookup::Hit(hit) => Some(hit),
+                    _ => None,
+                })
+            },
+            || {
+                self.counters.lock_waits.fetch_add(1, Ordering::Relaxed);
+            },
+        )
+        .await;
+        match locked {
+            Ok(Locked::Held {
+                found: Some(hit),
+                waited,
+                ..
+            }) => Some((hit, waited)),
+            Ok(Locked::Held { lock, .. }) => {
+                pending.lock = Some(lock);
+                None
             }
+            Ok(Locked::Found(hit)) => Some((hit, true)),
+            Ok(Locked::GaveUp) => None,
+            Ok(Locked::Failed { key, error }) => {
+                self.cache
+                    .note_store_error_at("lock", Some(parts.uri.path()), &key, &error);
+                None
+            }
+            Err(never) => match never {},
         }
     }
 }

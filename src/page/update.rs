@@ -321,12 +321,7 @@ impl Config {
                 Record::Entry(entry) => Some(entry),
                 Record::Variants(_) => None,
             })
-            .flat_map(|entry| {
-                entry.tags.iter().map(|tag| {
-                    let birth = crate::cache::tag_birth(entry.started_micros);
-                    (self.cache.tag_store_key(tag), birth)
-                })
-            })
+            .flat_map(|entry| self.cache.tag_births(&entry.tags, entry.started_micros))
             .collect();
         let pass = self.pass_timeout;
         if let Some(local) = self.local() {
