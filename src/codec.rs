@@ -25,6 +25,8 @@ use bytes::Bytes;
 use serde::de::{DeserializeOwned, IntoDeserializer, value::Error as ValueError};
 use serde::ser::{self, Impossible, Serialize};
 
+use crate::binary::Writer;
+
 /// First byte of a MessagePack-encoded value (an ASCII control character, so never the start
 /// of an integer).
 const TAG_MSGPACK: u8 = 0x01;
@@ -45,25 +47,18 @@ pub(crate) struct Tagged {
 /// Wraps an encoded value with its tags. More than 255 tags, or a tag over 65,535 bytes, is an
 /// error: dropping or cutting one would leave the value alive after its tag is invalidated.
 pub(crate) fn wrap(tagged: &Tagged, inner: &[u8]) -> Result<Bytes, String> {
-    let count = u8::try_from(tagged.tags.len()).map_err(|_| {
-        format!(
-            "{} tags, more than the 255 a value can carry",
-            tagged.tags.len()
-        )
-    })?;
-    let mut out =
-        Vec::with_capacity(inner.len() + 16 + tagged.tags.iter().map(String::len).sum::<usize>());
-    out.push(TAG_TAGGED);
-    out.push(count);
+    let tags: usize = tagged.tags.iter().map(|tag| tag.len() + 2).sum();
+    let mut out = Writer::with_capacity(inner.len() + 10 + tags);
+    out.u8(TAG_TAGGED);
+    out.count8("tags", tagged.tags.len())
+        .map_err(|error| error.to_string())?;
     for tag in &tagged.tags {
-        let len = u16::try_from(tag.len())
-            .map_err(|_| format!("a tag of {} bytes, longer than 65,535", tag.len()))?;
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(tag.as_bytes());
+        out.bytes16("a tag", tag.as_bytes())
+            .map_err(|error| error.to_string())?;
     }
-    out.extend_from_slice(&tagged.started_micros.to_be_bytes());
-    out.extend_from_slice(inner);
-    Ok(Bytes::from(out))
+    out.u64(tagged.started_micros);
+    out.raw(inner);
+    Ok(out.finish())
 }
 
 /// Splits a tagged value into its tags and the value inside; `Ok(None)` for an untagged value,

@@ -83,6 +83,7 @@
     clippy::indexing_slicing
 )]
 
+mod binary;
 mod cache;
 mod caches;
 mod codec;

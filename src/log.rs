@@ -41,6 +41,20 @@ pub(crate) fn undecodable(path: Option<&str>, key: &str, reason: &str) {
     let _ = (path, key, reason);
 }
 
+/// A response the cache would store does not fit the stored form (too many tags, say): it is
+/// passed on and not stored.
+pub(crate) fn unencodable(path: &str, key: &str, reason: &dyn std::fmt::Display) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        path,
+        key_hash = %ShortHash(key),
+        %reason,
+        "response not stored: it does not fit the stored form"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = (path, key, reason);
+}
+
 /// What the response cache did with a request.
 pub(crate) fn page_outcome(status: &dyn std::fmt::Debug) {
     #[cfg(feature = "tracing")]

@@ -540,6 +540,41 @@ mod tags {
             assert_eq!(renders.count(), 4);
         }
     }
+
+    /// A page with more tags than a stored page can count reaches the client whole and is not
+    /// stored, rather than stored in a form that cannot be read back.
+    #[tokio::test]
+    async fn a_page_with_more_tags_than_the_stored_form_holds_is_passed_on_unstored() {
+        let store = support::stores::BytesOnly::default();
+        let cache = Cache::new(store.clone());
+        let renders = Renders::default();
+        let counted = renders.clone();
+        let app = Router::new()
+            .route(
+                "/tagged",
+                get(move || {
+                    let text = counted.render("many tags");
+                    let tags = CacheTags::new((0..70_000).map(|i| format!("t{i}")));
+                    async move { (Extension(tags), text) }
+                }),
+            )
+            .layer(CacheLayer::new(cache));
+        for _ in 0..2 {
+            let (_, leaked, body) = fetch(&app, "/tagged").await;
+            assert_eq!(body, "many tags");
+            assert!(!leaked);
+        }
+        assert_eq!(
+            renders.count(),
+            2,
+            "nothing was stored, so both requests rendered"
+        );
+        assert!(
+            store.written().iter().all(|key| !key.contains("/tagged")),
+            "no record of the page was written: {:?}",
+            store.written()
+        );
+    }
 }
 
 mod patterns {

@@ -371,7 +371,9 @@ fn page_entries() {
         .map(|bytes| {
             let record = page::decode_entry(&Bytes::copy_from_slice(bytes))
                 .expect("the version 2 seeds decode");
-            page::encode_entry(&record).to_vec()
+            page::encode_entry(&record)
+                .expect("a decoded record encodes")
+                .to_vec()
         })
         .collect();
     entries.extend(reencoded);
@@ -396,7 +398,8 @@ fn page_entries() {
         check: |input| {
             let bytes = Bytes::copy_from_slice(input);
             if let Some(record) = page::decode_entry(&bytes) {
-                let again = page::encode_entry(&record);
+                let again =
+                    page::encode_entry(&record).expect("a record decoded from the input encodes");
                 assert!(
                     page::decode_entry(&again).is_some(),
                     "a record decoded from the input does not decode once encoded again"

@@ -25,10 +25,12 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
+use crate::binary::{Reader, TooLarge, Writer};
 use crate::conditional::{EntityTag, parse_http_date};
+use crate::store::LocalValue;
 
 use super::key::RequestValues;
 use crate::key::ValueDigest;
@@ -37,11 +39,32 @@ const FORMAT: u8 = 2;
 const KIND_ENTRY: u8 = 0;
 const KIND_VARIANTS: u8 = 1;
 
-/// What a key holds: a response, or the list of headers a URL's responses vary on.
-#[derive(Debug)]
+/// What a key holds: a response, or the list of headers a URL's responses vary on. The one
+/// description of a stored page, whether it was written, read back, or found by a lookup.
+#[derive(Debug, Clone)]
 pub(crate) enum Record {
     Entry(Arc<Entry>),
     Variants(Variants),
+}
+
+impl Record {
+    /// The record an in-process store holds as an object.
+    pub(crate) fn from_local(value: LocalValue) -> Option<Record> {
+        match value.downcast::<Entry>() {
+            Ok(entry) => Some(Record::Entry(entry)),
+            Err(value) => value
+                .downcast::<Variants>()
+                .ok()
+                .map(|variants| Record::Variants((*variants).clone())),
+        }
+    }
+
+    pub(crate) fn into_entry(self) -> Option<Arc<Entry>> {
+        match self {
+            Record::Entry(entry) => Some(entry),
+            Record::Variants(_) => None,
+        }
+    }
 }
 
 /// A stored response with what it was stored for.
@@ -168,53 +191,57 @@ fn same_value(
     }
 }
 
-/// Encodes a record for a remote store.
-pub(crate) fn encode(record: &Record) -> Bytes {
-    let mut out = BytesMut::new();
-    out.put_u8(FORMAT);
+/// Encodes a record for a remote store. A record with more tags, header names or bytes than
+/// the format can count is an error (the page is then not stored), never one that cannot be
+/// read back.
+pub(crate) fn encode(record: &Record) -> Result<Bytes, TooLarge> {
+    let mut out = Writer::with_capacity(match record {
+        Record::Entry(entry) => entry.size(),
+        Record::Variants(variants) => variants.size(),
+    });
+    out.u8(FORMAT);
     match record {
         Record::Entry(entry) => {
-            out.reserve(entry.size());
-            out.put_u8(KIND_ENTRY);
-            out.put_u16(entry.status.as_u16());
-            out.put_u64(millis(entry.stored_at));
+            out.u8(KIND_ENTRY);
+            out.u16(entry.status.as_u16());
+            out.u64(millis(entry.stored_at));
             for window in [
                 entry.lifetime.fresh,
                 entry.lifetime.stale_while_revalidate,
                 entry.lifetime.stale_if_error,
             ] {
-                out.put_u64(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
+                out.u64(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
             }
-            out.put_u64(entry.started_micros);
-            put_count16(&mut out, entry.tags.len());
+            out.u64(entry.started_micros);
+            out.count16("tags", entry.tags.len())?;
             for tag in &entry.tags {
-                put_bytes16(&mut out, tag.as_bytes());
+                out.bytes16("a tag", tag.as_bytes())?;
             }
-            put_bytes(&mut out, entry.extra.as_bytes());
+            out.bytes32("the extra key part", entry.extra.as_bytes())?;
             put_digest(&mut out, entry.authorization.as_ref());
-            put_count16(&mut out, entry.vary.len());
+            out.count16("varied headers", entry.vary.len())?;
             for (name, digest) in &entry.vary {
-                put_bytes16(&mut out, name.as_str().as_bytes());
+                out.bytes16("a header name", name.as_str().as_bytes())?;
                 put_digest(&mut out, digest.as_ref());
             }
-            out.put_u32(u32::try_from(entry.headers.len()).unwrap_or(u32::MAX));
+            out.count32("header field lines", entry.headers.len())?;
             for (name, value) in &entry.headers {
-                put_bytes16(&mut out, name.as_str().as_bytes());
-                put_bytes(&mut out, value.as_bytes());
+                out.bytes16("a header name", name.as_str().as_bytes())?;
+                out.bytes32("a header value", value.as_bytes())?;
             }
-            put_bytes(&mut out, &entry.body);
+            out.bytes32("the body", &entry.body)?;
         }
         Record::Variants(variants) => {
-            out.put_u8(KIND_VARIANTS);
-            out.put_u64(variants.generation);
-            out.put_u64(millis(variants.expires_at));
-            put_count16(&mut out, variants.names.len());
+            out.u8(KIND_VARIANTS);
+            out.u64(variants.generation);
+            out.u64(millis(variants.expires_at));
+            out.count16("varied headers", variants.names.len())?;
             for name in &variants.names {
-                put_bytes16(&mut out, name.as_str().as_bytes());
+                out.bytes16("a header name", name.as_str().as_bytes())?;
             }
         }
     }
-    out.freeze()
+    Ok(out.finish())
 }
 
 /// Decodes what [`encode`] wrote; anything else (another format version, older or newer,
@@ -241,10 +268,10 @@ pub(crate) fn decode(bytes: &Bytes) -> Option<Record> {
             }
             let len = reader.len32()?;
             let extra = reader.text(len)?;
-            let authorization = reader.optional_digest()?;
+            let authorization = read_digest(&mut reader)?;
             let mut vary = Vec::new();
             for _ in 0..reader.u16()? {
-                vary.push((reader.name()?, reader.optional_digest()?));
+                vary.push((read_name(&mut reader)?, read_digest(&mut reader)?));
             }
             let count = reader.u32()?;
             // Never trust a count for an allocation: a damaged one is caught by the reads.
@@ -253,13 +280,13 @@ pub(crate) fn decode(bytes: &Bytes) -> Option<Record> {
             // Most pages carry neither validator: then the map is not searched for them.
             let mut validated = false;
             for _ in 0..count {
-                let name = reader.name()?;
-                let value = reader.value()?;
+                let name = read_name(&mut reader)?;
+                let value = HeaderValue::from_maybe_shared(reader.bytes32()?).ok()?;
                 validated |= name == http::header::ETAG || name == http::header::LAST_MODIFIED;
                 // More distinct names than a map can hold is a damaged record, not a panic.
                 headers.try_append(name, value).ok()?;
             }
-            let body = reader.bytes()?;
+            let body = reader.bytes32()?;
             let (etag, last_modified) = if validated {
                 Entry::validators(&headers)
             } else {
@@ -285,7 +312,7 @@ pub(crate) fn decode(bytes: &Bytes) -> Option<Record> {
             let expires_at = from_millis(reader.u64()?)?;
             let mut names = Vec::new();
             for _ in 0..reader.u16()? {
-                names.push(reader.name()?);
+                names.push(read_name(&mut reader)?);
             }
             Record::Variants(Variants {
                 names,
@@ -328,111 +355,28 @@ fn from_millis(millis: u64) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(Duration::from_millis(millis))
 }
 
-fn put_count16(out: &mut BytesMut, count: usize) {
-    out.put_u16(u16::try_from(count).unwrap_or(u16::MAX));
-}
-
-fn put_bytes(out: &mut BytesMut, bytes: &[u8]) {
-    out.put_u32(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
-    out.put_slice(bytes);
-}
-
-fn put_bytes16(out: &mut BytesMut, bytes: &[u8]) {
-    out.put_u16(u16::try_from(bytes.len()).unwrap_or(u16::MAX));
-    out.put_slice(bytes);
-}
-
-fn put_digest(out: &mut BytesMut, digest: Option<&ValueDigest>) {
+fn put_digest(out: &mut Writer, digest: Option<&ValueDigest>) {
     match digest {
         Some(digest) => {
-            out.put_u8(1);
-            out.put_slice(digest);
+            out.u8(1);
+            out.raw(digest);
         }
-        None => out.put_u8(0),
+        None => out.u8(0),
     }
 }
 
-/// Reads the encoding front to back; every read checks the remaining length. Numbers and names
-/// are read in place; only header values and the body become (shared, zero-copy) `Bytes`.
-struct Reader {
-    bytes: Bytes,
-    at: usize,
+fn read_digest(reader: &mut Reader) -> Option<Option<ValueDigest>> {
+    match reader.u8()? {
+        0 => Some(None),
+        1 => Some(Some(reader.array()?)),
+        _ => None,
+    }
 }
 
-impl Reader {
-    fn new(bytes: Bytes) -> Reader {
-        Reader { bytes, at: 0 }
-    }
-
-    fn slice(&mut self, len: usize) -> Option<&[u8]> {
-        let end = self.at.checked_add(len)?;
-        let slice = self.bytes.get(self.at..end)?;
-        self.at = end;
-        Some(slice)
-    }
-
-    fn take(&mut self, len: usize) -> Option<Bytes> {
-        let start = self.at;
-        self.slice(len)?;
-        Some(self.bytes.slice(start..self.at))
-    }
-
-    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.slice(N)?.try_into().ok()
-    }
-
-    fn u8(&mut self) -> Option<u8> {
-        self.array::<1>().map(u8::from_be_bytes)
-    }
-
-    fn u16(&mut self) -> Option<u16> {
-        self.array().map(u16::from_be_bytes)
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        self.array().map(u32::from_be_bytes)
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        self.array().map(u64::from_be_bytes)
-    }
-
-    fn len32(&mut self) -> Option<usize> {
-        usize::try_from(self.u32()?).ok()
-    }
-
-    fn bytes(&mut self) -> Option<Bytes> {
-        let len = self.len32()?;
-        self.take(len)
-    }
-
-    fn text(&mut self, len: usize) -> Option<String> {
-        std::str::from_utf8(self.slice(len)?)
-            .ok()
-            .map(str::to_owned)
-    }
-
-    fn name(&mut self) -> Option<HeaderName> {
-        let len = usize::from(self.u16()?);
-        let bytes = self.slice(len)?;
-        common_name(bytes).or_else(|| HeaderName::from_bytes(bytes).ok())
-    }
-
-    fn value(&mut self) -> Option<HeaderValue> {
-        HeaderValue::from_maybe_shared(self.bytes()?).ok()
-    }
-
-    fn optional_digest(&mut self) -> Option<Option<ValueDigest>> {
-        match self.u8()? {
-            0 => Some(None),
-            1 => Some(Some(self.array()?)),
-            _ => None,
-        }
-    }
-
-    fn is_done(&self) -> bool {
-        self.at == self.bytes.len()
-    }
+/// A header name after its length in two bytes.
+fn read_name(reader: &mut Reader) -> Option<HeaderName> {
+    let bytes = reader.slice16()?;
+    common_name(bytes).or_else(|| HeaderName::from_bytes(bytes).ok())
 }
 
 #[cfg(test)]
@@ -481,7 +425,8 @@ mod tests {
     #[test]
     fn entries_round_trip_with_repeats_and_raw_bytes() {
         let original = entry();
-        let Some(Record::Entry(decoded)) = decode(&encode(&Record::Entry(Arc::new(entry()))))
+        let Some(Record::Entry(decoded)) =
+            decode(&encode(&Record::Entry(Arc::new(entry()))).unwrap())
         else {
             panic!("did not decode");
         };
@@ -510,17 +455,22 @@ mod tests {
         let mut bare = entry();
         bare.headers = HeaderMap::new();
         bare.body = Bytes::new();
-        let encoded = encode(&Record::Entry(Arc::new(bare)));
+        let encoded = encode(&Record::Entry(Arc::new(bare))).unwrap();
         // The record ends with the header count (0) and the body's length (0).
         let with_headers = |count: u32| {
-            let mut record = BytesMut::from(&encoded[..encoded.len() - 8]);
-            record.put_u32(count);
+            let mut record = Writer::with_capacity(0);
+            record.raw(&encoded[..encoded.len() - 8]);
+            record
+                .count32("header field lines", count as usize)
+                .unwrap();
             for i in 0..count {
-                put_bytes16(&mut record, format!("x{i}").as_bytes());
-                put_bytes(&mut record, b"v");
+                record
+                    .bytes16("a header name", format!("x{i}").as_bytes())
+                    .unwrap();
+                record.bytes32("a header value", b"v").unwrap();
             }
-            put_bytes(&mut record, b"");
-            record.freeze()
+            record.bytes32("the body", b"").unwrap();
+            record.finish()
         };
         assert!(decode(&with_headers(100)).is_some());
         assert!(decode(&with_headers(30_000)).is_none());
@@ -536,7 +486,8 @@ mod tests {
             generation: 0xdead_beef,
             expires_at: UNIX_EPOCH + Duration::from_secs(2_000_000_000),
         };
-        let Some(Record::Variants(decoded)) = decode(&encode(&Record::Variants(variants.clone())))
+        let Some(Record::Variants(decoded)) =
+            decode(&encode(&Record::Variants(variants.clone())).unwrap())
         else {
             panic!("did not decode");
         };
@@ -566,7 +517,7 @@ mod tests {
 
     #[test]
     fn damaged_or_foreign_bytes_are_not_records() {
-        let good = encode(&Record::Entry(Arc::new(entry())));
+        let good = encode(&Record::Entry(Arc::new(entry()))).unwrap();
         for len in 0..good.len() {
             assert!(decode(&good.slice(..len)).is_none(), "truncated to {len}");
         }
@@ -588,7 +539,7 @@ mod tests {
 
     #[test]
     fn stored_entries_hold_request_values_only_as_digests() {
-        let encoded = encode(&Record::Entry(Arc::new(entry())));
+        let encoded = encode(&Record::Entry(Arc::new(entry()))).unwrap();
         let contains = |needle: &[u8]| encoded.windows(needle.len()).any(|w| w == needle);
         assert!(!contains(b"Bearer x"));
         assert!(!contains(b"gzip"));
@@ -609,7 +560,7 @@ mod tests {
 
     #[test]
     fn invalid_header_bytes_inside_a_record_are_refused() {
-        let mut bytes = encode(&Record::Entry(Arc::new(entry()))).to_vec();
+        let mut bytes = encode(&Record::Entry(Arc::new(entry()))).unwrap().to_vec();
         let at = bytes
             .windows(9)
             .position(|window| window == b"text/html")

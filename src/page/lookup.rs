@@ -7,11 +7,11 @@ use http::HeaderMap;
 use http::header;
 use http::request::Parts;
 
-use super::entry::{Entry, Record, Variants};
+use super::entry::{Entry, Record};
 use super::key::{Class, RequestValues, Url, class_of, push_url};
 use super::status::MissKind;
-use super::{Bypass, Config, Found, Pending};
-use crate::store::{LocalStore, LocalValue};
+use super::{Bypass, Config, Pending};
+use crate::store::LocalStore;
 
 thread_local! {
     /// Where primary keys are built for in-process lookups, reused from request to request.
@@ -82,42 +82,11 @@ impl Config {
 /// One class's primary record and, through it, the entry stored for requests like this one.
 struct Probe {
     primary: String,
-    found: Found,
+    /// The primary record as read.
+    found: Option<Record>,
     /// The variant key, when the primary record is a variant list.
     variant: Option<String>,
     entry: Option<Arc<Entry>>,
-}
-
-/// A primary record as read: an entry, or a variant list.
-enum PrimaryRecord {
-    Entry(Arc<Entry>),
-    Variants(Variants),
-}
-
-impl PrimaryRecord {
-    fn from_local(value: LocalValue) -> Option<PrimaryRecord> {
-        match value.downcast::<Entry>() {
-            Ok(entry) => Some(PrimaryRecord::Entry(entry)),
-            Err(value) => value
-                .downcast::<Variants>()
-                .ok()
-                .map(|variants| PrimaryRecord::Variants((*variants).clone())),
-        }
-    }
-
-    fn from_record(record: Record) -> PrimaryRecord {
-        match record {
-            Record::Entry(entry) => PrimaryRecord::Entry(entry),
-            Record::Variants(variants) => PrimaryRecord::Variants(variants),
-        }
-    }
-
-    fn into_entry(self) -> Option<Arc<Entry>> {
-        match self {
-            PrimaryRecord::Entry(entry) => Some(entry),
-            PrimaryRecord::Variants(_) => None,
-        }
-    }
 }
 
 impl Probe {
@@ -125,24 +94,24 @@ impl Probe {
     fn start(
         config: &Config,
         primary: String,
-        record: Option<PrimaryRecord>,
+        record: Option<Record>,
         request: &mut RequestValues<'_>,
         extra: &str,
     ) -> Probe {
         match record {
             None => Probe {
                 primary,
-                found: Found::Nothing,
+                found: None,
                 variant: None,
                 entry: None,
             },
-            Some(PrimaryRecord::Entry(entry)) => Probe {
+            Some(Record::Entry(entry)) => Probe {
                 primary,
-                found: Found::Entry,
+                entry: entry.matches(extra, request).then(|| Arc::clone(&entry)),
+                found: Some(Record::Entry(entry)),
                 variant: None,
-                entry: entry.matches(extra, request).then_some(entry),
             },
-            Some(PrimaryRecord::Variants(variants)) => {
+            Some(Record::Variants(variants)) => {
                 let variant = config.variant_store_key(
                     &primary,
                     variants.generation,
@@ -152,7 +121,7 @@ impl Probe {
                 );
                 Probe {
                     primary,
-                    found: Found::Variants(variants),
+                    found: Some(Record::Variants(variants)),
                     variant: Some(variant),
                     entry: None,
                 }
@@ -284,8 +253,8 @@ impl<'a> Search<'a> {
 
     fn pending(&mut self, probe: &Probe) -> Box<Pending> {
         let miss = match probe.found {
-            Found::Nothing => MissKind::Uri,
-            Found::Entry | Found::Variants(_) => MissKind::Vary,
+            None => MissKind::Uri,
+            Some(_) => MissKind::Vary,
         };
         Box::new(Pending {
             class: self.class,
@@ -359,20 +328,18 @@ impl Config {
         url: &Url<'_>,
         search: &mut Search<'_>,
         now: SystemTime,
-    ) -> Result<Arc<Entry>, (String, Option<PrimaryRecord>)> {
+    ) -> Result<Arc<Entry>, (String, Option<Record>)> {
         let Some(head) = &self.key_head else {
             let primary = self.primary_store_key(class, url);
-            let record = local
-                .get_object(&primary)
-                .and_then(PrimaryRecord::from_local);
+            let record = local.get_object(&primary).and_then(Record::from_local);
             return Err((primary, record));
         };
         KEY_BUFFER.with_borrow_mut(|key| {
             key.clear();
             key.push_str(head);
             push_url(key, class, url);
-            let record = local.get_object(key).and_then(PrimaryRecord::from_local);
-            if let Some(PrimaryRecord::Entry(entry)) = &record
+            let record = local.get_object(key).and_then(Record::from_local);
+            if let Some(Record::Entry(entry)) = &record
                 && entry.matches(&search.extra, &mut search.values)
                 && self.tags_current_now(local, entry)
                 && matches!(self.freshness(entry, now), Freshness::Fresh)
@@ -404,7 +371,7 @@ impl Config {
                 let entry = self
                     .read_remote(parts, &variant)
                     .await
-                    .and_then(PrimaryRecord::into_entry);
+                    .and_then(Record::into_entry);
                 probe.read_variant(entry, &mut search.values, &search.extra);
             }
             if let Some(entry) = &probe.entry
@@ -439,13 +406,10 @@ impl Config {
         }
     }
 
-    async fn read_remote(&self, parts: &Parts, key: &str) -> Option<PrimaryRecord> {
+    async fn read_remote(&self, parts: &Parts, key: &str) -> Option<Record> {
         match self.cache.store().get(key).await {
             Ok(Some(bytes)) => {
-                let record = self
-                    .memo
-                    .decode(key, &bytes)
-                    .map(PrimaryRecord::from_record);
+                let record = self.memo.decode(key, &bytes);
                 if record.is_none() {
                     crate::log::undecodable(Some(parts.uri.path()), key, "not a stored page");
                 }

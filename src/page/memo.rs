@@ -105,6 +105,7 @@ mod tests {
             etag: None,
             last_modified: None,
         })))
+        .expect("encodes")
     }
 
     fn decoded(memo: &Memo, key: &str, raw: &Bytes) -> Arc<Entry> {

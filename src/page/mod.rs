@@ -51,7 +51,7 @@ pub use split::{FetchFromCache, FetchFromCacheLayer, UpdateCache, UpdateCacheLay
 pub use status::{Bypass, CacheStatus, NotStored, Stale};
 
 use background::Background;
-use entry::{Entry, Variants};
+use entry::{Entry, Record};
 #[cfg(test)]
 pub(crate) use entry::{decode as decode_entry, encode as encode_entry};
 use flight::{Leader, PageFlights};
@@ -470,7 +470,7 @@ pub(crate) struct Pending {
     /// Store key of the primary record for `class`.
     primary: String,
     /// What that record held.
-    found: Found,
+    found: Option<Record>,
     /// The request's URL path, without the query: what diagnostics name the page by.
     path: String,
     /// The request headers as the fetch step saw them, for the variant key.
@@ -510,14 +510,6 @@ impl Pending {
         let failed = status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT;
         if failed { self.stale.clone() } else { None }
     }
-}
-
-/// The primary record found by a lookup.
-#[derive(Debug, Clone)]
-enum Found {
-    Nothing,
-    Entry,
-    Variants(Variants),
 }
 
 /// What to do with the inner service's response.

@@ -13,7 +13,7 @@ use super::entry::{self, Entry, Lifetime, Record, Variants};
 use super::flight::Leader;
 use super::key::{Class, RequestValues, request_value};
 use super::{
-    CACHE_STATUS, CACHE_TAG, CacheBody, CacheStatus, CacheTags, Config, Found, NotStored, Pending,
+    CACHE_STATUS, CACHE_TAG, CacheBody, CacheStatus, CacheTags, Config, NotStored, Pending,
 };
 use crate::headers::{CacheControl, Vary, patch_response_headers, patch_vary_headers, vary};
 use crate::stampede::{HeldLock, jittered};
@@ -252,7 +252,7 @@ impl Config {
         let kept = lifetime.kept();
         let direct = names.is_empty()
             && self.key_part.is_none()
-            && !matches!(pending.found, Found::Variants(_));
+            && !matches!(pending.found, Some(Record::Variants(_)));
         if direct {
             self.write(
                 &pending.path,
@@ -262,8 +262,8 @@ impl Config {
             return;
         }
         let found = match pending.found {
-            Found::Variants(variants) => Some(variants),
-            Found::Nothing | Found::Entry => None,
+            Some(Record::Variants(variants)) => Some(variants),
+            Some(Record::Entry(_)) | None => None,
         };
         let mut union: Vec<HeaderName> = found
             .as_ref()
@@ -353,10 +353,17 @@ impl Config {
             waiting.done(stored, pass);
             return;
         }
-        let encoded: Vec<(String, Bytes, Ttl)> = writes
-            .into_iter()
-            .map(|(key, record, ttl)| (key, entry::encode(&record), Some(ttl)))
-            .collect();
+        let mut encoded: Vec<(String, Bytes, Ttl)> = Vec::with_capacity(writes.len());
+        for (key, record, ttl) in writes {
+            match entry::encode(&record) {
+                Ok(bytes) => encoded.push((key, bytes, Some(ttl))),
+                Err(too_large) => {
+                    crate::log::unencodable(path, &key, &too_large);
+                    waiting.done(false, pass);
+                    return;
+                }
+            }
+        }
         let cache = self.cache.clone();
         let path = path.to_owned();
         // If the write is skipped or stopped, `waiting` is dropped with it: the waiters look
