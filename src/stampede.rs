@@ -144,7 +144,7 @@ impl<V> Default for Flights<V> {
 /// A task's part in a flight.
 pub(crate) enum Joined<V: Send + Sync + 'static> {
     /// Does the work; its waiters are released when it finishes or is dropped.
-    Leader(Leader<V>),
+    Leader(FlightLeader<V>),
     /// Waits for the leader.
     Waiter(watch::Receiver<Option<V>>),
 }
@@ -158,7 +158,7 @@ impl<V: Send + Sync + 'static> Flights<V> {
         }
         let (sender, receiver) = watch::channel(None);
         running.insert(key.clone(), receiver);
-        Joined::Leader(Leader {
+        Joined::Leader(FlightLeader {
             flights: Arc::clone(self),
             key,
             sender,
@@ -167,13 +167,13 @@ impl<V: Send + Sync + 'static> Flights<V> {
 }
 
 /// The task doing the work for a key.
-pub(crate) struct Leader<V: Send + Sync + 'static> {
+pub(crate) struct FlightLeader<V: Send + Sync + 'static> {
     flights: Arc<Flights<V>>,
     key: String,
     sender: watch::Sender<Option<V>>,
 }
 
-impl<V: Send + Sync + 'static> Leader<V> {
+impl<V: Send + Sync + 'static> FlightLeader<V> {
     /// Hands the result to the waiters.
     pub(crate) fn finish(self, value: V) {
         self.sender.send_replace(Some(value));
@@ -184,7 +184,7 @@ impl<V: Send + Sync + 'static> Leader<V> {
     }
 }
 
-impl<V: Send + Sync + 'static> Drop for Leader<V> {
+impl<V: Send + Sync + 'static> Drop for FlightLeader<V> {
     fn drop(&mut self) {
         let mut running = self
             .flights
@@ -201,9 +201,9 @@ impl<V: Send + Sync + 'static> Drop for Leader<V> {
     }
 }
 
-impl<V: Send + Sync + 'static> std::fmt::Debug for Leader<V> {
+impl<V: Send + Sync + 'static> std::fmt::Debug for FlightLeader<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Leader")
+        f.debug_struct("FlightLeader")
             .field("key_hash", &crate::util::ShortHash(&self.key).to_string())
             .finish()
     }

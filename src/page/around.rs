@@ -16,7 +16,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::layer::{CacheLayer, CacheService};
-use super::serve::ResponseFuture;
+use super::serve::CacheFuture;
 
 impl CacheLayer {
     /// This cache around a whole router, ready for `axum::serve`: a hit is answered before
@@ -91,7 +91,7 @@ pin_project! {
     #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
     pub struct CachedRouterFuture<F, B> {
         #[pin]
-        inner: ResponseFuture<F, B, Infallible>,
+        inner: CacheFuture<F, B, Infallible>,
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::stampede::{Flights, Joined, Leader as FlightLeader};
+use crate::stampede::{FlightLeader, Flights, Joined};
 
 pub(crate) use crate::stampede::{Waited, wait};
 
@@ -22,7 +22,7 @@ pub(crate) enum Outcome {
 /// A request's part in a page's flight.
 pub(crate) enum Role {
     /// Asks the origin; its waiters are released when it is dropped or finished.
-    Leader(Leader),
+    Leader(PageLeader),
     /// Waits for the leader.
     Waiter(tokio::sync::watch::Receiver<Option<Outcome>>),
     /// The page is known not to be storable: go to the origin at once, without a flight.
@@ -46,7 +46,7 @@ impl PageFlights {
             return Role::Pass;
         }
         match self.flights.join(key) {
-            Joined::Leader(leader) => Role::Leader(Leader {
+            Joined::Leader(leader) => Role::Leader(PageLeader {
                 leader,
                 passes: Arc::clone(&self.passes),
             }),
@@ -69,12 +69,12 @@ impl PageFlights {
 
 /// The request that asks the origin for a page.
 #[derive(Debug)]
-pub(crate) struct Leader {
+pub(crate) struct PageLeader {
     leader: FlightLeader<Outcome>,
     passes: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
-impl Leader {
+impl PageLeader {
     /// Tells the waiters the response was stored.
     pub(crate) fn stored(self) {
         self.leader.finish(Outcome::Stored);

@@ -15,7 +15,7 @@ use tower_service::Service;
 use super::background::Background;
 use super::key::{Class, Url};
 use super::scheme::KeyScheme;
-use super::serve::{ResponseFuture, call_cached};
+use super::serve::{CacheFuture, Part, call_cached};
 use super::split::{FetchFromCacheLayer, UpdateCacheLayer};
 use super::{CacheBody, Config, PageStats};
 use crate::stampede::StoreLock;
@@ -443,13 +443,13 @@ where
 {
     type Response = Response<CacheBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+    type Future = CacheFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        call_cached(&self.config, &mut self.inner, request, |then, _| then, true)
+        call_cached(&self.config, &mut self.inner, request, Part::Whole)
     }
 }

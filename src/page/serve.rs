@@ -6,8 +6,8 @@ use std::convert::Infallible;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
 use bytes::Buf;
@@ -22,7 +22,7 @@ use super::flight::{self, Outcome, Role, Waited};
 use super::key::class_of;
 use super::lookup::{Hit, Lookup};
 use super::status::Member;
-use super::{Bypass, CacheBody, CacheStatus, Config, Pending, Stale, Then};
+use super::{Bypass, CacheBody, CacheStatus, Config, Pending, Stale, Verdict};
 use crate::stampede::{Locked, MAX_ROUNDS, lock_or_wait};
 
 type BoxedResponse<B, E> =
@@ -30,7 +30,7 @@ type BoxedResponse<B, E> =
 
 pin_project! {
     /// The response future of the cache services.
-    pub struct ResponseFuture<F, B, E> {
+    pub struct CacheFuture<F, B, E> {
         #[pin]
         state: State<F, B, E>,
     }
@@ -45,7 +45,7 @@ pin_project! {
         Inner {
             #[pin]
             future: F,
-            then: Option<Then>,
+            then: Option<Verdict>,
             config: Arc<Config>,
         },
         // Anything that has to wait: a remote store, another request, a lock.
@@ -53,7 +53,7 @@ pin_project! {
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F, B, E>
+impl<F, B, E> Future for CacheFuture<F, B, E>
 where
     F: Future<Output = Result<Response<B>, E>>,
     B: Body,
@@ -80,28 +80,66 @@ where
     }
 }
 
-impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
+impl<F, B, E> fmt::Debug for CacheFuture<F, B, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+        f.debug_struct("CacheFuture").finish_non_exhaustive()
     }
 }
 
-/// How a service hands a request's verdict on: the combined layer finishes the response
-/// itself, the fetch half gives it to the update half through the request's extensions.
-pub(crate) type Deliver = fn(Then, &mut http::Extensions) -> Then;
+/// Which part of a response cache a service is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// The whole cache ([`CacheLayer`](super::CacheLayer)): it applies the verdict on a miss to
+    /// the response itself, and refreshes pages in the background (stale-while-revalidate,
+    /// early refresh).
+    Whole,
+    /// The fetch half of a split cache: it hands the verdict to the update half through the
+    /// request's extensions, and never refreshes in the background, since a background fetch
+    /// would skip the middleware between the halves.
+    Fetch,
+}
 
-/// Looks `request` up and answers it from the cache or through `inner`.
-///
-/// `background` allows refreshing pages in the background (stale-while-revalidate, early
-/// refresh); the fetch half turns it off, because a background fetch would skip the middleware
-/// between the halves.
+impl Part {
+    /// The verdict this part's own response future applies, once `verdict` is delivered.
+    fn deliver(self, verdict: Verdict, extensions: &mut http::Extensions) -> Verdict {
+        match self {
+            Part::Whole => verdict,
+            Part::Fetch => {
+                if let Some(handoff) = extensions.get::<Handoff>() {
+                    handoff.put(verdict);
+                }
+                Verdict::Pass
+            }
+        }
+    }
+
+    fn refreshes(self) -> bool {
+        self == Part::Whole
+    }
+}
+
+/// Carries the fetch half's verdict on a miss to the update half, in the request's extensions.
+#[derive(Clone, Default)]
+pub(crate) struct Handoff(Arc<Mutex<Option<Verdict>>>);
+
+impl Handoff {
+    fn put(&self, verdict: Verdict) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(verdict);
+    }
+
+    pub(crate) fn take(&self) -> Option<Verdict> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+/// Looks `request` up and answers it from the cache or through `inner`, as `part` of the
+/// response cache.
 pub(crate) fn call_cached<S, ReqBody, ResBody>(
     config: &Arc<Config>,
     inner: &mut S,
     request: Request<ReqBody>,
-    deliver: Deliver,
-    background: bool,
-) -> ResponseFuture<S::Future, ResBody, S::Error>
+    part: Part,
+) -> CacheFuture<S::Future, ResBody, S::Error>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -111,9 +149,9 @@ where
     ResBody::Data: Buf,
 {
     let (mut parts, body) = request.into_parts();
-    let origin = |inner: &mut S, then: Then, mut parts: Parts, body: ReqBody| {
-        let then = deliver(then, &mut parts.extensions);
-        ResponseFuture {
+    let origin = |inner: &mut S, then: Verdict, mut parts: Parts, body: ReqBody| {
+        let then = part.deliver(then, &mut parts.extensions);
+        CacheFuture {
             state: State::Inner {
                 future: inner.call(Request::from_parts(parts, body)),
                 then: Some(then),
@@ -122,35 +160,29 @@ where
         }
     };
     if class_of(&parts.method).is_none() {
-        return origin(inner, Then::Bypass(Bypass::Method), parts, body);
+        return origin(inner, Verdict::Bypass(Bypass::Method), parts, body);
     }
     if has_body(&body) {
-        return origin(inner, Then::Bypass(Bypass::Body), parts, body);
+        return origin(inner, Verdict::Bypass(Bypass::Body), parts, body);
     }
     let mut first_wait = None;
     if let Some(local) = config.local() {
-        match config.lookup_local(local, &parts) {
-            Lookup::Hit(hit) => return ready(config.answer(hit, &mut parts, false)),
-            Lookup::Bypass(bypass) => return origin(inner, Then::Bypass(bypass), parts, body),
-            Lookup::Refresh {
-                hit,
-                stale,
-                pending,
-            } if background => {
-                let response = config.answer_and_go_on(hit, &parts, refresh_status(stale));
+        let lookup = config.lookup_local(local, &parts);
+        match config.settle_now(lookup, &mut parts, part, false) {
+            Ok(Settled::Answer(response)) => return ready(response),
+            Ok(Settled::Refresh(response, pending)) => {
                 refresh(config, inner.clone(), parts, body, pending);
                 return ready(response);
             }
-            Lookup::Refresh { mut pending, .. } | Lookup::Miss(mut pending) => {
-                match config.join(&pending) {
-                    Role::Leader(leader) => {
-                        pending.leader = Some(leader);
-                        return origin(inner, Then::Finish(pending), parts, body);
-                    }
-                    Role::Pass => return origin(inner, Then::Finish(pending), parts, body),
-                    Role::Waiter(receiver) => first_wait = Some(receiver),
+            Ok(Settled::Ask(verdict)) => return origin(inner, verdict, parts, body),
+            Err(mut pending) => match config.join(&pending) {
+                Role::Leader(leader) => {
+                    pending.leader = Some(leader);
+                    return origin(inner, Verdict::Finish(pending), parts, body);
                 }
-            }
+                Role::Pass => return origin(inner, Verdict::Finish(pending), parts, body),
+                Role::Waiter(receiver) => first_wait = Some(receiver),
+            },
         }
     }
     // The clone takes the place of the service that was driven to readiness, which moves into
@@ -159,13 +191,13 @@ where
     let mut inner = std::mem::replace(inner, clone);
     let config = Arc::clone(config);
     let future: BoxedResponse<ResBody, S::Error> = Box::pin(async move {
-        let then = match settle(&config, &mut parts, first_wait, background).await {
+        let then = match settle(&config, &mut parts, first_wait, part).await {
             Settled::Answer(response) => return Ok(response),
             Settled::Refresh(response, pending) => {
                 refresh(&config, inner, parts, body, pending);
                 return Ok(response);
             }
-            Settled::Ask(then) => deliver(then, &mut parts.extensions),
+            Settled::Ask(then) => part.deliver(then, &mut parts.extensions),
         };
         // Readiness was reached for this call before the service was moved here.
         match inner.call(Request::from_parts(parts, body)).await {
@@ -173,7 +205,7 @@ where
             Err(error) => config.recover(Some(then)).ok_or(error),
         }
     });
-    ResponseFuture {
+    CacheFuture {
         state: State::Boxed { future },
     }
 }
@@ -187,8 +219,8 @@ fn has_body<B: Body>(body: &B) -> bool {
     !body.is_end_stream() && body.size_hint().exact() != Some(0)
 }
 
-fn ready<F, B, E>(response: Response<CacheBody<B>>) -> ResponseFuture<F, B, E> {
-    ResponseFuture {
+fn ready<F, B, E>(response: Response<CacheBody<B>>) -> CacheFuture<F, B, E> {
+    CacheFuture {
         state: State::Ready {
             response: Some(response),
         },
@@ -203,12 +235,12 @@ fn refresh_status(stale: bool) -> CacheStatus {
     }
 }
 
-/// The end of the waiting: a response to send (perhaps while the page is refreshed), or a
+/// What a request settles for: a response to send (perhaps while the page is refreshed), or a
 /// verdict to ask the origin with.
 enum Settled<B> {
     Answer(Response<CacheBody<B>>),
     Refresh(Response<CacheBody<B>>, Box<Pending>),
-    Ask(Then),
+    Ask(Verdict),
 }
 
 /// Looks the request up until it can be answered from the cache, or it is this request's turn
@@ -217,7 +249,7 @@ async fn settle<B>(
     config: &Arc<Config>,
     parts: &mut Parts,
     mut wait_for: Option<watch::Receiver<Option<Outcome>>>,
-    background: bool,
+    part: Part,
 ) -> Settled<B> {
     let mut join = config.coalesce;
     let mut round = 0;
@@ -234,21 +266,13 @@ async fn settle<B>(
                 Waited::Done(Outcome::Stored) | Waited::LeaderGone => {}
             }
         }
-        let mut pending = match config.lookup(parts).await {
-            Lookup::Hit(hit) => return Settled::Answer(config.answer(hit, parts, waited)),
-            Lookup::Bypass(bypass) => return Settled::Ask(Then::Bypass(bypass)),
-            Lookup::Refresh {
-                hit,
-                stale,
-                pending,
-            } if background => {
-                let response = config.answer_and_go_on(hit, parts, refresh_status(stale));
-                return Settled::Refresh(response, pending);
-            }
-            Lookup::Refresh { pending, .. } | Lookup::Miss(pending) => pending,
+        let lookup = config.lookup(parts).await;
+        let mut pending = match config.settle_now(lookup, parts, part, waited) {
+            Ok(settled) => return settled,
+            Err(pending) => pending,
         };
         if !join || round >= MAX_ROUNDS {
-            return Settled::Ask(Then::Finish(pending));
+            return Settled::Ask(Verdict::Finish(pending));
         }
         match config.flights.join(pending.flight_key.clone()) {
             Role::Leader(leader) => {
@@ -258,15 +282,41 @@ async fn settle<B>(
                     let collapsed = waited || waited_for_lock;
                     return Settled::Answer(config.answer(hit, parts, collapsed));
                 }
-                return Settled::Ask(Then::Finish(pending));
+                return Settled::Ask(Verdict::Finish(pending));
             }
-            Role::Pass => return Settled::Ask(Then::Finish(pending)),
+            Role::Pass => return Settled::Ask(Verdict::Finish(pending)),
             Role::Waiter(receiver) => wait_for = Some(receiver),
         }
     }
 }
 
 impl Config {
+    /// What a lookup settles for the request: an answer (perhaps with the page to refresh), or
+    /// a verdict to ask the origin with; `Err` with what the lookup learned for a miss, which
+    /// may wait for another request's fetch first. `collapsed`: the request already waited
+    /// for one.
+    fn settle_now<B>(
+        &self,
+        lookup: Lookup,
+        parts: &mut Parts,
+        part: Part,
+        collapsed: bool,
+    ) -> Result<Settled<B>, Box<Pending>> {
+        match lookup {
+            Lookup::Hit(hit) => Ok(Settled::Answer(self.answer(hit, parts, collapsed))),
+            Lookup::Bypass(bypass) => Ok(Settled::Ask(Verdict::Bypass(bypass))),
+            Lookup::Refresh {
+                hit,
+                stale,
+                pending,
+            } if part.refreshes() => {
+                let response = self.answer_and_go_on(hit, parts, refresh_status(stale));
+                Ok(Settled::Refresh(response, pending))
+            }
+            Lookup::Refresh { pending, .. } | Lookup::Miss(pending) => Err(pending),
+        }
+    }
+
     /// The response to a request that ends with this hit: the request's extension storage
     /// carries the response's.
     ///
@@ -386,7 +436,7 @@ fn refresh<S, ReqBody, ResBody>(
             return;
         }
         if let Ok(response) = inner.call(Request::from_parts(parts, body)).await {
-            let response = task_config.apply(Some(Then::Finish(pending)), response);
+            let response = task_config.apply(Some(Verdict::Finish(pending)), response);
             drain(response.into_body()).await;
         }
     };

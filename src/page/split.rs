@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Buf;
@@ -14,16 +14,15 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::key::class_of;
-use super::serve::{ResponseFuture, call_cached};
-use super::{Bypass, CacheBody, Config, Then};
-use crate::Cache;
+use super::serve::{CacheFuture, Handoff, Part, call_cached};
+use super::{Bypass, CacheBody, Config, Verdict};
 
 /// The request half of a split response cache (Django's `FetchFromCacheMiddleware`): answers
 /// hits, and on a miss tells the [`UpdateCacheLayer`] outside it how to store the response.
 ///
 /// Place it **innermost**, right around the router, so that it sees the request as the handler
-/// will (after middleware that changes it). Build both halves with [`CacheLayer::split`] so that
-/// they share settings; `FetchFromCacheLayer::new` uses the defaults.
+/// will (after middleware that changes it). Both halves come from [`CacheLayer::split`], which
+/// gives them the layer's settings and one shared state (flights, counters).
 ///
 /// [`CacheLayer::split`]: crate::CacheLayer::split
 #[derive(Clone)]
@@ -37,7 +36,9 @@ pub struct FetchFromCacheLayer {
 ///
 /// Place it **outermost**, so that it sees the final response, with the `Vary` headers and
 /// cookies that middleware between the halves added. Without a fetch layer inside it stores
-/// nothing.
+/// nothing. Made, with its fetch half, by [`CacheLayer::split`].
+///
+/// [`CacheLayer::split`]: crate::CacheLayer::split
 #[derive(Clone)]
 #[must_use]
 pub struct UpdateCacheLayer {
@@ -45,22 +46,12 @@ pub struct UpdateCacheLayer {
 }
 
 impl FetchFromCacheLayer {
-    /// The fetch half with default settings.
-    pub fn new(cache: Cache) -> Self {
-        Self::from_config(Arc::new(Config::new(cache)))
-    }
-
     pub(crate) fn from_config(config: Arc<Config>) -> Self {
         FetchFromCacheLayer { config }
     }
 }
 
 impl UpdateCacheLayer {
-    /// The update half with default settings.
-    pub fn new(cache: Cache) -> Self {
-        Self::from_config(Arc::new(Config::new(cache)))
-    }
-
     pub(crate) fn from_config(config: Arc<Config>) -> Self {
         UpdateCacheLayer { config }
     }
@@ -83,10 +74,10 @@ impl fmt::Debug for UpdateCacheLayer {
 }
 
 impl<S> Layer<S> for FetchFromCacheLayer {
-    type Service = FetchFromCache<S>;
+    type Service = FetchFromCacheService<S>;
 
-    fn layer(&self, inner: S) -> FetchFromCache<S> {
-        FetchFromCache {
+    fn layer(&self, inner: S) -> FetchFromCacheService<S> {
+        FetchFromCacheService {
             inner,
             config: Arc::clone(&self.config),
         }
@@ -94,10 +85,10 @@ impl<S> Layer<S> for FetchFromCacheLayer {
 }
 
 impl<S> Layer<S> for UpdateCacheLayer {
-    type Service = UpdateCache<S>;
+    type Service = UpdateCacheService<S>;
 
-    fn layer(&self, inner: S) -> UpdateCache<S> {
-        UpdateCache {
+    fn layer(&self, inner: S) -> UpdateCacheService<S> {
+        UpdateCacheService {
             inner,
             config: Arc::clone(&self.config),
         }
@@ -106,54 +97,32 @@ impl<S> Layer<S> for UpdateCacheLayer {
 
 /// The service of [`FetchFromCacheLayer`].
 #[derive(Clone)]
-pub struct FetchFromCache<S> {
+pub struct FetchFromCacheService<S> {
     inner: S,
     config: Arc<Config>,
 }
 
 /// The service of [`UpdateCacheLayer`].
 #[derive(Clone)]
-pub struct UpdateCache<S> {
+pub struct UpdateCacheService<S> {
     inner: S,
     config: Arc<Config>,
 }
 
-impl<S> fmt::Debug for FetchFromCache<S> {
+impl<S> fmt::Debug for FetchFromCacheService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FetchFromCache").finish_non_exhaustive()
+        f.debug_struct("FetchFromCacheService")
+            .finish_non_exhaustive()
     }
 }
 
-impl<S> fmt::Debug for UpdateCache<S> {
+impl<S> fmt::Debug for UpdateCacheService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UpdateCache").finish_non_exhaustive()
+        f.debug_struct("UpdateCacheService").finish_non_exhaustive()
     }
 }
 
-/// Carries the fetch half's verdict on a miss to the update half, in the request's extensions.
-#[derive(Clone, Default)]
-struct Handoff(Arc<Mutex<Option<Then>>>);
-
-impl Handoff {
-    fn put(&self, then: Then) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(then);
-    }
-
-    fn take(&self) -> Option<Then> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
-    }
-}
-
-/// The fetch half's delivery: the verdict goes to the update half; the response passes
-/// through.
-fn hand_off(then: Then, extensions: &mut http::Extensions) -> Then {
-    if let Some(handoff) = extensions.get::<Handoff>() {
-        handoff.put(then);
-    }
-    Then::Pass
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for FetchFromCache<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for FetchFromCacheService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -164,7 +133,7 @@ where
 {
     type Response = Response<CacheBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+    type Future = CacheFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -172,11 +141,11 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         // No background refreshes here: they would skip the middleware between the halves.
-        call_cached(&self.config, &mut self.inner, request, hand_off, false)
+        call_cached(&self.config, &mut self.inner, request, Part::Fetch)
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for UpdateCache<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for UpdateCacheService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: Body,
@@ -184,7 +153,7 @@ where
 {
     type Response = Response<CacheBody<ResBody>>;
     type Error = S::Error;
-    type Future = UpdateFuture<S::Future>;
+    type Future = UpdateCacheFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -194,11 +163,11 @@ where
         let verdict = if class_of(request.method()).is_some() {
             let handoff = Handoff::default();
             request.extensions_mut().insert(handoff.clone());
-            Verdict::Handoff(handoff)
+            Source::Handoff(handoff)
         } else {
-            Verdict::Known(Some(Then::Bypass(Bypass::Method)))
+            Source::Known(Some(Verdict::Bypass(Bypass::Method)))
         };
-        UpdateFuture {
+        UpdateCacheFuture {
             future: self.inner.call(request),
             verdict,
             config: Arc::clone(&self.config),
@@ -206,22 +175,25 @@ where
     }
 }
 
-enum Verdict {
+/// Where the update half gets the verdict on a request from.
+enum Source {
+    /// The fetch half hands it over on a miss.
     Handoff(Handoff),
-    Known(Option<Then>),
+    /// Known without the fetch half (a method the cache never looks up).
+    Known(Option<Verdict>),
 }
 
 pin_project! {
-    /// The response future of [`UpdateCache`].
-    pub struct UpdateFuture<F> {
+    /// The response future of [`UpdateCacheService`].
+    pub struct UpdateCacheFuture<F> {
         #[pin]
         future: F,
-        verdict: Verdict,
+        verdict: Source,
         config: Arc<Config>,
     }
 }
 
-impl<F, B, E> Future for UpdateFuture<F>
+impl<F, B, E> Future for UpdateCacheFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
     B: Body,
@@ -233,8 +205,8 @@ where
         let result = ready!(this.future.poll(cx));
         // No verdict means the fetch half answered (a hit) or did not run: pass through.
         let then = match this.verdict {
-            Verdict::Handoff(handoff) => handoff.take(),
-            Verdict::Known(then) => then.take(),
+            Source::Handoff(handoff) => handoff.take(),
+            Source::Known(verdict) => verdict.take(),
         };
         Poll::Ready(match result {
             Ok(response) => Ok(this.config.apply(then, response)),
@@ -243,8 +215,8 @@ where
     }
 }
 
-impl<F> fmt::Debug for UpdateFuture<F> {
+impl<F> fmt::Debug for UpdateCacheFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UpdateFuture").finish_non_exhaustive()
+        f.debug_struct("UpdateCacheFuture").finish_non_exhaustive()
     }
 }

@@ -1,6 +1,9 @@
 //! What the response cache did with a request.
 
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
+
+/// The response header that says what caches did with a request.
+pub(crate) const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
 /// What the response cache did with a request, in the response's extensions.
 ///

@@ -5,19 +5,20 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use http_body::Body;
 
 use super::body::Recorder;
-use super::entry::{self, Entry, Lifetime, Record, Variants};
-use super::flight::Leader;
+use super::entry::{Entry, Lifetime, Record, Variants};
 use super::key::{Class, RequestValues, request_value};
+use super::lookup::{Hit, request_validators};
+use super::status::{CACHE_STATUS, Member};
+use super::write::Waiting;
 use super::{
-    CACHE_STATUS, CACHE_TAG, CacheBody, CacheStatus, CacheTags, Config, NotStored, Pending,
+    CACHE_TAG, CacheBody, CacheStatus, CacheTags, Config, NotStored, Pending, Stale, Verdict,
 };
 use crate::headers::{CacheControl, Vary, patch_response_headers, patch_vary_headers, vary};
-use crate::stampede::{HeldLock, jittered};
-use crate::store::{LocalValue, Ttl};
+use crate::stampede::jittered;
 use crate::util::random_u64;
 
 /// The outcome of the storage decision.
@@ -26,37 +27,73 @@ enum Decision {
     Skip(NotStored),
 }
 
-/// What waits on a write: the waiters of this page's flight and the lock held for other
-/// processes. Both are released when the write is done (or dropped with it when it fails).
-#[derive(Default)]
-struct Waiting {
-    leader: Option<Leader>,
-    lock: Option<HeldLock>,
-}
-
-impl Waiting {
-    fn take(pending: &mut Pending) -> Waiting {
-        Waiting {
-            leader: pending.leader.take(),
-            lock: pending.lock.take(),
-        }
-    }
-
-    /// Releases the waiters: a stored page is there to be found; after a failed write they go
-    /// to the origin themselves, and the page skips coalescing for a while.
-    fn done(self, stored: bool, pass: Duration) {
-        if let Some(leader) = self.leader {
-            if stored {
-                leader.stored();
-            } else {
-                leader.not_storable(pass);
+impl Config {
+    /// Applies the update step's verdict to the inner service's response.
+    pub(crate) fn apply<B: Body>(
+        self: &Arc<Config>,
+        then: Option<Verdict>,
+        response: Response<B>,
+    ) -> Response<CacheBody<B>> {
+        match then {
+            Some(Verdict::Finish(pending)) => match pending.stale_instead(&response) {
+                Some(entry) => self.stale_if_error(entry, &pending, Some(response.status())),
+                None => self.finish(pending, response),
+            },
+            Some(Verdict::Bypass(bypass)) => self.bypass(response, bypass),
+            // Without the fetch half's verdict (it did not run for this route), nothing is
+            // stored, but the tags header is still the handler's note to the cache alone.
+            Some(Verdict::Pass) | None => {
+                let mut response = response.map(CacheBody::passthrough);
+                response.headers_mut().remove(CACHE_TAG);
+                response
             }
         }
-        drop(self.lock);
     }
-}
 
-impl Config {
+    /// Serves the stale entry in place of a failed origin response (`stale-if-error`), whose
+    /// status is `origin_status` (`None` when the inner service failed without a response).
+    fn stale_if_error<B>(
+        &self,
+        entry: Arc<Entry>,
+        pending: &Pending,
+        origin_status: Option<StatusCode>,
+    ) -> Response<CacheBody<B>> {
+        let method = if pending.class == Class::Head {
+            Method::HEAD
+        } else {
+            Method::GET
+        };
+        let hit = Hit {
+            entry,
+            now: self.now(),
+            // A request with `If-Match` or `If-Unmodified-Since` never reached an entry.
+            conditional: request_validators(&pending.headers).unwrap_or_default(),
+        };
+        let member = Member {
+            fwd_status: origin_status,
+            ..Member::served(false)
+        };
+        self.hit_response(
+            hit,
+            &method,
+            &pending.headers,
+            CacheStatus::Stale(Stale::IfError),
+            member,
+            http::Extensions::new(),
+        )
+    }
+
+    /// The stale response to send instead of the inner service's error, if there is one.
+    pub(crate) fn recover<B>(&self, then: Option<Verdict>) -> Option<Response<CacheBody<B>>> {
+        match then {
+            Some(Verdict::Finish(pending)) => {
+                let entry = Arc::clone(pending.stale.as_ref()?);
+                Some(self.stale_if_error(entry, &pending, None))
+            }
+            _ => None,
+        }
+    }
+
     /// The update step: decides whether the inner service's response is stored, patches its
     /// headers as Django does, and records its body on the way to the client.
     pub(crate) fn finish<B>(
@@ -304,87 +341,6 @@ impl Config {
         }
         writes.push((variant, Record::Entry(Arc::new(entry)), kept));
         self.write(&pending.path, writes, waiting);
-    }
-
-    /// Writes records: at once into an in-process store, in a bounded background task into a
-    /// remote one, then releases whoever waits on them. Failures are counted and logged, never
-    /// raised. `path` names the page in diagnostics.
-    fn write(&self, path: &str, writes: Vec<(String, Record, Duration)>, waiting: Waiting) {
-        for (key, _, ttl) in &writes {
-            crate::log::page_stored(path, key, *ttl);
-        }
-        // The keys of the stored entry's tags must exist for the entry to count as valid; a
-        // missing one is created as `tag_birth` says.
-        let tag_keys: Vec<(String, Bytes)> = writes
-            .iter()
-            .filter_map(|(_, record, _)| match record {
-                Record::Entry(entry) => Some(entry),
-                Record::Variants(_) => None,
-            })
-            .flat_map(|entry| self.cache.tag_births(&entry.tags, entry.started_micros))
-            .collect();
-        let pass = self.pass_timeout;
-        if let Some(local) = self.local() {
-            let mut stored = true;
-            for (key, birth) in &tag_keys {
-                if let Err(error) = local.add_bytes(key, birth.clone(), None) {
-                    self.cache
-                        .note_store_error_at("add", Some(path), key, &error);
-                    stored = false;
-                }
-            }
-            for (key, record, ttl) in writes {
-                let (object, size): (LocalValue, usize) = match record {
-                    Record::Entry(entry) => {
-                        let size = entry.size();
-                        (entry, size)
-                    }
-                    Record::Variants(variants) => {
-                        let size = variants.size();
-                        (Arc::new(variants), size)
-                    }
-                };
-                if let Err(error) = local.set_object(&key, object, size, Some(ttl)) {
-                    self.cache
-                        .note_store_error_at("set", Some(path), &key, &error);
-                    stored = false;
-                }
-            }
-            waiting.done(stored, pass);
-            return;
-        }
-        let mut encoded: Vec<(String, Bytes, Ttl)> = Vec::with_capacity(writes.len());
-        for (key, record, ttl) in writes {
-            match entry::encode(&record) {
-                Ok(bytes) => encoded.push((key, bytes, Some(ttl))),
-                Err(too_large) => {
-                    crate::log::unencodable(path, &key, &too_large);
-                    waiting.done(false, pass);
-                    return;
-                }
-            }
-        }
-        let cache = self.cache.clone();
-        let path = path.to_owned();
-        // If the write is skipped or stopped, `waiting` is dropped with it: the waiters look
-        // again (and one of them leads), and the page is not marked as not storable.
-        self.background.spawn(async move {
-            for (key, birth) in tag_keys {
-                if let Err(error) = cache.store().add(&key, birth, None).await {
-                    cache.note_store_error_at("add", Some(&path), &key, &error);
-                    waiting.done(false, pass);
-                    return;
-                }
-            }
-            for (key, bytes, ttl) in encoded {
-                if let Err(error) = cache.store().set(&key, bytes, ttl).await {
-                    cache.note_store_error_at("set", Some(&path), &key, &error);
-                    waiting.done(false, pass);
-                    return;
-                }
-            }
-            waiting.done(true, pass);
-        });
     }
 }
 
