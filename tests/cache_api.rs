@@ -1,4 +1,4 @@
-//! Django's backend API cases (spec B.11) through the typed `Cache` handle and a real store.
+//! Django's backend API cases through the typed `Cache` handle and a real store.
 
 mod support;
 

@@ -1,5 +1,5 @@
-//! The client-side caching layers through real axum routers: Django's conditional processing
-//! (spec B.6), ConditionalGetMiddleware (B.7) and decorator (B.8) tests, the fixes of part C,
+//! The client-side caching layers through real axum routers: Django's conditional processing,
+//! ConditionalGetMiddleware and decorator tests, the flaws of Django's versions fixed here,
 //! bodies that are not what they claim, and every layer in every position.
 
 use std::collections::{BTreeSet, VecDeque};
@@ -1238,7 +1238,8 @@ mod decorators {
     }
 }
 
-/// Where the layers go relative to the response cache (DESIGN.md §7), and every layer on every
+/// Where the layers go relative to the response cache (the order the headers chapter gives),
+/// and every layer on every
 /// kind of service.
 mod placement {
     use super::*;
@@ -1246,7 +1247,7 @@ mod placement {
     use tower::{Layer, Service};
 
     /// `vary_on_cookie` inside `cache_page`: the cache sees `Vary: Cookie` and keeps one entry
-    /// per visitor, as in DESIGN.md §1.
+    /// per visitor.
     #[tokio::test]
     async fn vary_inside_the_cache_keeps_visitors_apart() {
         let cache = Cache::new(MemoryStore::new());

@@ -1,4 +1,4 @@
-//! Django's conditional-request cases (spec B.6, B.7 and B.9) as evaluations, and property tests
+//! Django's conditional-request cases as evaluations, and property tests
 //! that the entity-tag and date parsers never panic.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,4 +1,4 @@
-//! Django's header-utility cases (spec B.1 U1, U7, U8 and B.8), the C.9/C.10/C.18/C.19 fixes, and
+//! Django's header-utility and decorator cases, the flaws of Django's versions fixed here, and
 //! property tests that the `Cache-Control` and `Vary` functions never panic.
 
 use std::collections::BTreeSet;

@@ -1,4 +1,4 @@
-//! Fragments (Django B.10), tags, pattern deletes and versioned keys, on the memory store and on
+//! Fragments (Django's `{% cache %}`), tags, pattern deletes and versioned keys, on the memory store and on
 //! a real Redis; template fragments through MiniJinja.
 
 mod support;

@@ -1,5 +1,5 @@
-//! The response cache through real axum routers: Django's middleware tests (spec B.1–B.5), the
-//! fixes of part C, bodies, store failures and layer placement.
+//! The response cache through real axum routers: Django's middleware tests, the flaws of
+//! Django's version fixed here, bodies, store failures and layer placement.
 
 mod support;
 
@@ -424,7 +424,7 @@ mod storability {
         assert_eq!(calls, 2);
         assert_eq!(second.cache, Some(CacheStatus::Miss(NotStored::SetCookie)));
 
-        // Allowed: the cookie round-trips (Django B.11 #36)...
+        // Allowed: the cookie round-trips, as in Django's backend tests...
         let cache = Cache::new(MemoryStore::new());
         let origin = Origin::default();
         let app = Router::new()
@@ -595,7 +595,7 @@ mod timeouts {
     const T0: u64 = 1_468_749_600;
 
     /// From a remote store, an entry's age runs until the store answered: a slow read counts in
-    /// `Age` and can make the entry stale (RFC 9111 §4.2.3's response time).
+    /// `Age` and can make the entry stale (the response time an HTTP cache ages entries from).
     #[tokio::test(start_paused = true)]
     async fn a_remote_hit_is_as_old_as_when_the_store_answered() {
         let clock = Clock::at(T0);
@@ -1178,7 +1178,7 @@ mod conditional {
         }
     }
 
-    /// `If-Match` and `If-Unmodified-Since` do not apply to a cache (RFC 9111 §4.3.2): such
+    /// `If-Match` and `If-Unmodified-Since` do not apply to a cache (HTTP leaves them to the origin): such
     /// requests go to the origin, which alone decides between 200 and 412, and the stored page
     /// is left as it is. (Evaluated on a hit, `If-Unmodified-Since` against a page without
     /// `Last-Modified` answered 412 where the origin answers 200.)

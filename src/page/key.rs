@@ -67,7 +67,7 @@ impl<'a> Url<'a> {
         let host_header = match (hosts.next(), hosts.next()) {
             (Some(host), None) => Some(host.to_str().map_err(|_| Bypass::Host)?),
             (None, _) => None,
-            // Which of several would the handler read? (RFC 9112 §3.2: a bad request.)
+            // Which of several would the handler read? HTTP/1.1 calls such a request bad.
             (Some(_), Some(_)) => return Err(Bypass::Host),
         };
         let host = match (uri.authority(), host_header) {
@@ -298,7 +298,7 @@ fn is_plain(byte: u8) -> bool {
 }
 
 /// A request header's value for keying: its one field line, or all of them joined the way a
-/// reader of the header would join them: `"; "` for `Cookie` (RFC 9113 §8.2.3, RFC 6265), `", "`
+/// reader of the header would join them: `"; "` for `Cookie` (as HTTP/2 and RFC 6265 rejoin cookie lines), `", "`
 /// for every other (list-valued) field. So two `Cookie` lines `a=1` and `b=2` key like the one
 /// line `a=1; b=2` they mean, and never like `a=1, b=2`. `None` when absent, which keys
 /// differently from an empty value.
@@ -520,7 +520,7 @@ mod tests {
             }
             variant_key("p", 1, "", &names, &headers)
         };
-        // Django's C.2 collisions.
+        // Values that a plain join of the parts would make collide.
         assert_ne!(
             variant(&[("x-a", "ab"), ("x-b", "c")]),
             variant(&[("x-a", "a"), ("x-b", "bc")])

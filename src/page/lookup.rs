@@ -385,8 +385,8 @@ impl Config {
                     probe.entry = None;
                 }
             }
-            // The clock is read once the store answered (RFC 9111 §4.2.3's response time), not
-            // before asking it: a slow read must neither understate `Age` nor pass off an entry
+            // The clock is read once the store answered (the response time an HTTP cache ages
+            // an entry from), not before asking it: a slow read must neither understate `Age` nor pass off an entry
             // that went stale meanwhile as fresh. Without an entry there is nothing to judge.
             if probe.entry.is_some()
                 && let Some(found) = search.judge(&mut probe, class, self.now())

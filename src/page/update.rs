@@ -204,7 +204,7 @@ impl Config {
             (None, None) => self.cache_timeout,
         };
         // Expires and max-age tell clients the same lifetime: the shorter of the timeout and any
-        // max-age the response already had (Django's C.8 inconsistency fixed).
+        // max-age the response already had (Django lets the two disagree).
         let client_max_age = cache_control
             .max_age()
             .map_or(timeout, |max_age| max_age.min(timeout));
