@@ -56,27 +56,40 @@ use crate::{Cache, Caches, Timeout};
 /// assert_eq!(html, "Hello Ada");
 /// ```
 pub fn register(env: &mut Environment<'_>, cache: Cache) {
-    env.add_function(
-        "cache",
-        move |state: &mut State<'_, '_>,
-              expire: Value,
-              name: String,
-              vary_on: Rest<Value>,
-              kwargs: Kwargs| {
-            if kwargs.has("using") {
-                return Err(Error::new(
-                    ErrorKind::InvalidOperation,
-                    "using= needs the caches registered with register_caches",
-                ));
-            }
-            cached_block(&cache, state, &expire, &name, &vary_on, &kwargs)
-        },
-    );
+    add_cache_function(env, move |kwargs| {
+        if kwargs.has("using") {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                "using= needs the caches registered with register_caches",
+            ));
+        }
+        Ok(cache.clone())
+    });
 }
 
 /// Registers the `cache` function over named caches: `using="long"` picks one; without it, the
 /// `"template_fragments"` cache if configured, else `"default"`.
 pub fn register_caches(env: &mut Environment<'_>, caches: Caches) {
+    add_cache_function(env, move |kwargs| {
+        Ok(match kwargs.get::<Option<String>>("using")? {
+            Some(alias) => caches
+                .get(&alias)
+                .map_err(|error| Error::new(ErrorKind::InvalidOperation, error.to_string()))?
+                .clone(),
+            None => caches
+                .get("template_fragments")
+                .unwrap_or_else(|_| caches.default())
+                .clone(),
+        })
+    });
+}
+
+/// Adds the `cache` function, caching into the cache `pick` chooses from the call's keyword
+/// arguments.
+fn add_cache_function<P>(env: &mut Environment<'_>, pick: P)
+where
+    P: Fn(&Kwargs) -> Result<Cache, Error> + Send + Sync + 'static,
+{
     env.add_function(
         "cache",
         move |state: &mut State<'_, '_>,
@@ -84,15 +97,8 @@ pub fn register_caches(env: &mut Environment<'_>, caches: Caches) {
               name: String,
               vary_on: Rest<Value>,
               kwargs: Kwargs| {
-            let cache = match kwargs.get::<Option<String>>("using")? {
-                Some(alias) => caches
-                    .get(&alias)
-                    .map_err(|error| Error::new(ErrorKind::InvalidOperation, error.to_string()))?,
-                None => caches
-                    .get("template_fragments")
-                    .unwrap_or_else(|_| caches.default()),
-            };
-            cached_block(cache, state, &expire, &name, &vary_on, &kwargs)
+            let cache = pick(&kwargs)?;
+            cached_block(&cache, state, &expire, &name, &vary_on, &kwargs)
         },
     );
 }

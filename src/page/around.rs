@@ -15,8 +15,9 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::layer::{CacheLayer, CacheService};
+use super::layer::CacheLayer;
 use super::serve::CacheFuture;
+use super::serve::CacheService;
 
 impl CacheLayer {
     /// This cache around a whole router, ready for `axum::serve`: a hit is answered before

@@ -2,22 +2,18 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use bytes::Buf;
+use http::StatusCode;
 use http::request::Parts;
-use http::{Request, Response, StatusCode};
-use http_body::Body;
 use tower_layer::Layer;
-use tower_service::Service;
 
 use super::background::Background;
 use super::key::{Class, Url};
 use super::scheme::KeyScheme;
-use super::serve::{CacheFuture, Part, call_cached};
+use super::serve::{CacheService, Part};
 use super::split::{FetchFromCacheLayer, UpdateCacheLayer};
-use super::{CacheBody, Config, PageStats};
+use super::{Config, PageStats};
 use crate::stampede::StoreLock;
 use crate::{Cache, Error};
 
@@ -413,43 +409,7 @@ impl<S> Layer<S> for CacheLayer {
         CacheService {
             inner,
             config: Arc::clone(&self.config),
+            part: Part::Whole,
         }
-    }
-}
-
-/// The service of [`CacheLayer`] and [`cache_page`].
-#[derive(Clone)]
-pub struct CacheService<S> {
-    inner: S,
-    config: Arc<Config>,
-}
-
-impl<S> fmt::Debug for CacheService<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CacheService")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CacheService<S>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    ReqBody: Body + Send + 'static,
-    ResBody: Body + Send + 'static,
-    ResBody::Data: Buf,
-{
-    type Response = Response<CacheBody<ResBody>>;
-    type Error = S::Error;
-    type Future = CacheFuture<S::Future, ResBody, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        call_cached(&self.config, &mut self.inner, request, Part::Whole)
     }
 }

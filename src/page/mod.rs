@@ -45,8 +45,8 @@ use crate::stampede::HeldLock;
 pub use around::{CachedRouter, CachedRouterFuture};
 pub use background::{DEFAULT_BACKGROUND_TIMEOUT, DEFAULT_MAX_BACKGROUND_TASKS};
 pub use body::CacheBody;
-pub use layer::{CacheLayer, CacheService, cache_page};
-pub use serve::CacheFuture;
+pub use layer::{CacheLayer, cache_page};
+pub use serve::{CacheFuture, CacheService};
 pub use split::{
     FetchFromCacheLayer, FetchFromCacheService, UpdateCacheFuture, UpdateCacheLayer,
     UpdateCacheService,

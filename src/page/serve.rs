@@ -132,14 +132,26 @@ impl Handoff {
     }
 }
 
-/// Looks `request` up and answers it from the cache or through `inner`, as `part` of the
-/// response cache.
-pub(crate) fn call_cached<S, ReqBody, ResBody>(
-    config: &Arc<Config>,
-    inner: &mut S,
-    request: Request<ReqBody>,
-    part: Part,
-) -> CacheFuture<S::Future, ResBody, S::Error>
+/// The service of [`CacheLayer`](super::CacheLayer) and [`cache_page`](super::cache_page), and of the fetch half of a
+/// [split](super::CacheLayer::split) cache.
+#[derive(Clone)]
+pub struct CacheService<S> {
+    pub(super) inner: S,
+    pub(super) config: Arc<Config>,
+    /// Which part of the cache this service is.
+    pub(super) part: Part,
+}
+
+impl<S> fmt::Debug for CacheService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheService")
+            .field("part", &self.part)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CacheService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -148,65 +160,77 @@ where
     ResBody: Body + Send + 'static,
     ResBody::Data: Buf,
 {
-    let (mut parts, body) = request.into_parts();
-    let origin = |inner: &mut S, then: Verdict, mut parts: Parts, body: ReqBody| {
-        let then = part.deliver(then, &mut parts.extensions);
-        CacheFuture {
-            state: State::Inner {
-                future: inner.call(Request::from_parts(parts, body)),
-                then: Some(then),
-                config: Arc::clone(config),
-            },
-        }
-    };
-    if class_of(&parts.method).is_none() {
-        return origin(inner, Verdict::Bypass(Bypass::Method), parts, body);
+    type Response = Response<CacheBody<ResBody>>;
+    type Error = S::Error;
+    type Future = CacheFuture<S::Future, ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
     }
-    if has_body(&body) {
-        return origin(inner, Verdict::Bypass(Bypass::Body), parts, body);
-    }
-    let mut first_wait = None;
-    if let Some(local) = config.local() {
-        let lookup = config.lookup_local(local, &parts);
-        match config.settle_now(lookup, &mut parts, part, false) {
-            Ok(Settled::Answer(response)) => return ready(response),
-            Ok(Settled::Refresh(response, pending)) => {
-                refresh(config, inner.clone(), parts, body, pending);
-                return ready(response);
+
+    /// Looks `request` up and answers it from the cache or through the inner service.
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let (config, inner, part) = (&self.config, &mut self.inner, self.part);
+        let (mut parts, body) = request.into_parts();
+        let origin = |inner: &mut S, then: Verdict, mut parts: Parts, body: ReqBody| {
+            let then = part.deliver(then, &mut parts.extensions);
+            CacheFuture {
+                state: State::Inner {
+                    future: inner.call(Request::from_parts(parts, body)),
+                    then: Some(then),
+                    config: Arc::clone(config),
+                },
             }
-            Ok(Settled::Ask(verdict)) => return origin(inner, verdict, parts, body),
-            Err(mut pending) => match config.join(&pending) {
-                Role::Leader(leader) => {
-                    pending.leader = Some(leader);
-                    return origin(inner, Verdict::Finish(pending), parts, body);
-                }
-                Role::Pass => return origin(inner, Verdict::Finish(pending), parts, body),
-                Role::Waiter(receiver) => first_wait = Some(receiver),
-            },
-        }
-    }
-    // The clone takes the place of the service that was driven to readiness, which moves into
-    // the waiting path.
-    let clone = inner.clone();
-    let mut inner = std::mem::replace(inner, clone);
-    let config = Arc::clone(config);
-    let future: BoxedResponse<ResBody, S::Error> = Box::pin(async move {
-        let then = match settle(&config, &mut parts, first_wait, part).await {
-            Settled::Answer(response) => return Ok(response),
-            Settled::Refresh(response, pending) => {
-                refresh(&config, inner, parts, body, pending);
-                return Ok(response);
-            }
-            Settled::Ask(then) => part.deliver(then, &mut parts.extensions),
         };
-        // Readiness was reached for this call before the service was moved here.
-        match inner.call(Request::from_parts(parts, body)).await {
-            Ok(response) => Ok(config.apply(Some(then), response)),
-            Err(error) => config.recover(Some(then)).ok_or(error),
+        if class_of(&parts.method).is_none() {
+            return origin(inner, Verdict::Bypass(Bypass::Method), parts, body);
         }
-    });
-    CacheFuture {
-        state: State::Boxed { future },
+        if has_body(&body) {
+            return origin(inner, Verdict::Bypass(Bypass::Body), parts, body);
+        }
+        let mut first_wait = None;
+        if let Some(local) = config.local() {
+            let lookup = config.lookup_local(local, &parts);
+            match config.settle_now(lookup, &mut parts, part, false) {
+                Ok(Settled::Answer(response)) => return ready(response),
+                Ok(Settled::Refresh(response, pending)) => {
+                    refresh(config, inner.clone(), parts, body, pending);
+                    return ready(response);
+                }
+                Ok(Settled::Ask(verdict)) => return origin(inner, verdict, parts, body),
+                Err(mut pending) => match config.join(&pending) {
+                    Role::Leader(leader) => {
+                        pending.leader = Some(leader);
+                        return origin(inner, Verdict::Finish(pending), parts, body);
+                    }
+                    Role::Pass => return origin(inner, Verdict::Finish(pending), parts, body),
+                    Role::Waiter(receiver) => first_wait = Some(receiver),
+                },
+            }
+        }
+        // The clone takes the place of the service that was driven to readiness, which moves into
+        // the waiting path.
+        let clone = inner.clone();
+        let mut inner = std::mem::replace(inner, clone);
+        let config = Arc::clone(config);
+        let future: BoxedResponse<ResBody, S::Error> = Box::pin(async move {
+            let then = match settle(&config, &mut parts, first_wait, part).await {
+                Settled::Answer(response) => return Ok(response),
+                Settled::Refresh(response, pending) => {
+                    refresh(&config, inner, parts, body, pending);
+                    return Ok(response);
+                }
+                Settled::Ask(then) => part.deliver(then, &mut parts.extensions),
+            };
+            // Readiness was reached for this call before the service was moved here.
+            match inner.call(Request::from_parts(parts, body)).await {
+                Ok(response) => Ok(config.apply(Some(then), response)),
+                Err(error) => config.recover(Some(then)).ok_or(error),
+            }
+        });
+        CacheFuture {
+            state: State::Boxed { future },
+        }
     }
 }
 

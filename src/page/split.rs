@@ -14,7 +14,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::key::class_of;
-use super::serve::{CacheFuture, Handoff, Part, call_cached};
+use super::serve::{CacheService, Handoff, Part};
 use super::{Bypass, CacheBody, Config, Verdict};
 
 /// The request half of a split response cache (Django's `FetchFromCacheMiddleware`): answers
@@ -77,9 +77,10 @@ impl<S> Layer<S> for FetchFromCacheLayer {
     type Service = FetchFromCacheService<S>;
 
     fn layer(&self, inner: S) -> FetchFromCacheService<S> {
-        FetchFromCacheService {
+        CacheService {
             inner,
             config: Arc::clone(&self.config),
+            part: Part::Fetch,
         }
     }
 }
@@ -95,12 +96,9 @@ impl<S> Layer<S> for UpdateCacheLayer {
     }
 }
 
-/// The service of [`FetchFromCacheLayer`].
-#[derive(Clone)]
-pub struct FetchFromCacheService<S> {
-    inner: S,
-    config: Arc<Config>,
-}
+/// The service of [`FetchFromCacheLayer`]: the response cache's service in its fetch part,
+/// which answers hits and hands the verdict on a miss to the [`UpdateCacheLayer`] outside it.
+pub type FetchFromCacheService<S> = CacheService<S>;
 
 /// The service of [`UpdateCacheLayer`].
 #[derive(Clone)]
@@ -109,39 +107,9 @@ pub struct UpdateCacheService<S> {
     config: Arc<Config>,
 }
 
-impl<S> fmt::Debug for FetchFromCacheService<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FetchFromCacheService")
-            .finish_non_exhaustive()
-    }
-}
-
 impl<S> fmt::Debug for UpdateCacheService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UpdateCacheService").finish_non_exhaustive()
-    }
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for FetchFromCacheService<S>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    ReqBody: Body + Send + 'static,
-    ResBody: Body + Send + 'static,
-    ResBody::Data: Buf,
-{
-    type Response = Response<CacheBody<ResBody>>;
-    type Error = S::Error;
-    type Future = CacheFuture<S::Future, ResBody, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        // No background refreshes here: they would skip the middleware between the halves.
-        call_cached(&self.config, &mut self.inner, request, Part::Fetch)
     }
 }
 
