@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{SECOND, TestClock, b, keys};
+use super::{SECOND, TestClock, assert_get, b, keys};
 use crate::store::{Store, StoreError};
 
 /// An expired key is gone for every operation, and `add` may take it.
@@ -14,13 +14,9 @@ pub async fn expiry(store: &dyn Store, clock: &TestClock) {
         .set("c:exp:kept", b("k"), Some(60 * SECOND))
         .await
         .unwrap();
-    assert_eq!(
-        store.get("c:exp").await.unwrap(),
-        Some(b("v")),
-        "before expiry"
-    );
+    assert_get(store, "c:exp", Some(b("v")), "before expiry").await;
     clock.advance(2 * SECOND).await;
-    assert_eq!(store.get("c:exp").await.unwrap(), None, "get after expiry");
+    assert_get(store, "c:exp", None, "get after expiry").await;
     assert!(
         !store.has_key("c:exp").await.unwrap(),
         "has_key after expiry"
@@ -35,16 +31,18 @@ pub async fn expiry(store: &dyn Store, clock: &TestClock) {
         matches!(error, StoreError::NotFound),
         "incr after expiry: {error:?}"
     );
-    assert_eq!(
-        store.get("c:exp:kept").await.unwrap(),
-        Some(b("k")),
-        "unexpired key"
-    );
+    assert_get(store, "c:exp:kept", Some(b("k")), "unexpired key").await;
     assert!(
         store.add("c:exp", b("new"), None).await.unwrap(),
         "add to expired key"
     );
-    assert_eq!(store.get("c:exp").await.unwrap(), Some(b("new")));
+    assert_get(
+        store,
+        "c:exp",
+        Some(b("new")),
+        "add into the expired key stores",
+    )
+    .await;
 }
 
 /// A failed `add` leaves the existing value's expiry alone.
@@ -52,11 +50,7 @@ pub async fn add_keeps_the_existing_expiry(store: &dyn Store, clock: &TestClock)
     store.set("c:addexp", b("v"), Some(SECOND)).await.unwrap();
     assert!(!store.add("c:addexp", b("w"), None).await.unwrap());
     clock.advance(2 * SECOND).await;
-    assert_eq!(
-        store.get("c:addexp").await.unwrap(),
-        None,
-        "add must not extend the TTL"
-    );
+    assert_get(store, "c:addexp", None, "add must not extend the TTL").await;
 }
 
 /// `incr` keeps the key's expiry.
@@ -68,11 +62,7 @@ pub async fn incr_keeps_the_expiry(store: &dyn Store, clock: &TestClock) {
     clock.advance(SECOND).await;
     assert_eq!(store.incr("c:incrttl", 1).await.unwrap(), 2);
     clock.advance(2 * SECOND).await;
-    assert_eq!(
-        store.get("c:incrttl").await.unwrap(),
-        None,
-        "incr must keep the TTL"
-    );
+    assert_get(store, "c:incrttl", None, "incr must keep the TTL").await;
 }
 
 /// `touch` gives a live key a new expiry (`None`: persistent, zero: gone) and reports whether
@@ -84,13 +74,9 @@ pub async fn touch(store: &dyn Store, clock: &TestClock) {
         "touch live key"
     );
     clock.advance(2 * SECOND).await;
-    assert_eq!(
-        store.get("c:touch").await.unwrap(),
-        Some(b("v")),
-        "touch extended the TTL"
-    );
+    assert_get(store, "c:touch", Some(b("v")), "touch extended the TTL").await;
     clock.advance(2 * SECOND).await;
-    assert_eq!(store.get("c:touch").await.unwrap(), None, "new TTL applies");
+    assert_get(store, "c:touch", None, "new TTL applies").await;
     assert!(
         !store.touch("c:touch:missing", None).await.unwrap(),
         "touch missing key"
@@ -108,17 +94,9 @@ pub async fn touch(store: &dyn Store, clock: &TestClock) {
             .await
             .unwrap()
     );
-    assert_eq!(
-        store.get("c:touch:zero").await.unwrap(),
-        None,
-        "touch with zero TTL"
-    );
+    assert_get(store, "c:touch:zero", None, "touch with zero TTL").await;
     clock.advance(2 * SECOND).await;
-    assert_eq!(
-        store.get("c:touch:persist").await.unwrap(),
-        Some(b("p")),
-        "touch(None)"
-    );
+    assert_get(store, "c:touch:persist", Some(b("p")), "touch(None)").await;
 }
 
 /// A zero TTL stores nothing: `set` removes the current value, `add` reports whether the key
@@ -129,11 +107,7 @@ pub async fn zero_ttl_keeps_nothing(store: &dyn Store) {
         .set("c:zero", b("new"), Some(Duration::ZERO))
         .await
         .unwrap();
-    assert_eq!(
-        store.get("c:zero").await.unwrap(),
-        None,
-        "set with zero TTL"
-    );
+    assert_get(store, "c:zero", None, "set with zero TTL").await;
 
     assert!(
         store
@@ -141,11 +115,7 @@ pub async fn zero_ttl_keeps_nothing(store: &dyn Store) {
             .await
             .unwrap()
     );
-    assert_eq!(
-        store.get("c:zero:add").await.unwrap(),
-        None,
-        "add with zero TTL"
-    );
+    assert_get(store, "c:zero:add", None, "add with zero TTL").await;
     store.set("c:zero:taken", b("kept"), None).await.unwrap();
     assert!(
         !store
@@ -153,7 +123,13 @@ pub async fn zero_ttl_keeps_nothing(store: &dyn Store) {
             .await
             .unwrap()
     );
-    assert_eq!(store.get("c:zero:taken").await.unwrap(), Some(b("kept")));
+    assert_get(
+        store,
+        "c:zero:taken",
+        Some(b("kept")),
+        "a zero-TTL add leaves a taken key alone",
+    )
+    .await;
 
     let entries = vec![
         ("c:zero:m1".to_owned(), b("1")),
@@ -196,7 +172,7 @@ pub async fn long_and_missing_ttls(store: &dyn Store, clock: &TestClock) {
         .await
         .unwrap();
     clock.advance(2 * SECOND).await;
-    assert_eq!(store.get("c:ttl:short").await.unwrap(), None);
+    assert_get(store, "c:ttl:short", None, "a short TTL still expires").await;
     for (key, value) in [
         ("c:ttl:month", "m"),
         ("c:ttl:month:add", "a"),
@@ -205,11 +181,7 @@ pub async fn long_and_missing_ttls(store: &dyn Store, clock: &TestClock) {
         ("c:ttl:none", "n"),
         ("c:ttl:none:add", "a"),
     ] {
-        assert_eq!(
-            store.get(key).await.unwrap(),
-            Some(b(value)),
-            "{key} must be kept"
-        );
+        assert_get(store, key, Some(b(value)), &format!("{key} must be kept")).await;
     }
 }
 
@@ -220,10 +192,6 @@ pub async fn overwrite_replaces_the_expiry(store: &dyn Store, clock: &TestClock)
     store.set("c:re:b", b("1"), None).await.unwrap();
     store.set("c:re:b", b("2"), Some(SECOND)).await.unwrap();
     clock.advance(2 * SECOND).await;
-    assert_eq!(
-        store.get("c:re:a").await.unwrap(),
-        Some(b("2")),
-        "TTL removed by set"
-    );
-    assert_eq!(store.get("c:re:b").await.unwrap(), None, "TTL added by set");
+    assert_get(store, "c:re:a", Some(b("2")), "TTL removed by set").await;
+    assert_get(store, "c:re:b", None, "TTL added by set").await;
 }

@@ -106,6 +106,12 @@ fn keys(names: &[&str]) -> Vec<String> {
     names.iter().map(|name| (*name).to_owned()).collect()
 }
 
+/// Asserts that `key` reads as `expected` (`None`: missing or expired); `rule` names what a
+/// mismatch breaks.
+async fn assert_get(store: &dyn Store, key: &str, expected: Option<Bytes>, rule: &str) {
+    assert_eq!(store.get(key).await.unwrap(), expected, "{rule}");
+}
+
 /// Runs every sequential check. The store should be empty and used by nothing else; the checks
 /// clear it.
 pub async fn run(store: &dyn Store, clock: &TestClock) {

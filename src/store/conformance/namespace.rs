@@ -1,6 +1,6 @@
 //! The namespace as a whole: pattern deletes and `clear`.
 
-use super::{SECOND, TestClock, b, keys};
+use super::{SECOND, TestClock, assert_get, b, keys};
 use crate::store::{Store, StoreError};
 
 /// `delete_pattern` removes exactly the keys its glob matches and counts the live ones (a store
@@ -46,7 +46,13 @@ pub async fn pattern_delete(store: &dyn Store, clock: &TestClock) {
         1,
         "escaped star"
     );
-    assert_eq!(store.get("c:pd:users").await.unwrap(), Some(b("v")));
+    assert_get(
+        store,
+        "c:pd:users",
+        Some(b("v")),
+        "an escaped star matches only itself",
+    )
+    .await;
     assert_eq!(store.delete_pattern("c:pd:nothing*").await.unwrap(), 0);
 }
 

@@ -2,18 +2,14 @@
 
 use bytes::Bytes;
 
-use super::{SECOND, b, keys};
+use super::{SECOND, assert_get, b, keys};
 use crate::store::{Store, StoreError};
 
 /// `set` then `get` returns the value; `set` again replaces it; unknown keys are `None`.
 pub async fn set_get_and_overwrite(store: &dyn Store) {
-    assert_eq!(store.get("c:missing").await.unwrap(), None, "missing key");
+    assert_get(store, "c:missing", None, "missing key").await;
     store.set("c:key", b("value"), None).await.unwrap();
-    assert_eq!(
-        store.get("c:key").await.unwrap(),
-        Some(b("value")),
-        "set then get"
-    );
+    assert_get(store, "c:key", Some(b("value")), "set then get").await;
     assert!(store.has_key("c:key").await.unwrap(), "has_key after set");
     assert!(
         !store.has_key("c:missing").await.unwrap(),
@@ -23,11 +19,7 @@ pub async fn set_get_and_overwrite(store: &dyn Store) {
         .set("c:key", b("other"), Some(60 * SECOND))
         .await
         .unwrap();
-    assert_eq!(
-        store.get("c:key").await.unwrap(),
-        Some(b("other")),
-        "overwrite"
-    );
+    assert_get(store, "c:key", Some(b("other")), "overwrite").await;
 }
 
 /// Every byte value round-trips, an empty value is present (not missing), and keys may be any
@@ -38,18 +30,10 @@ pub async fn binary_empty_and_unicode(store: &dyn Store) {
         .set("c:binary", every_byte.clone(), None)
         .await
         .unwrap();
-    assert_eq!(
-        store.get("c:binary").await.unwrap(),
-        Some(every_byte),
-        "binary value"
-    );
+    assert_get(store, "c:binary", Some(every_byte), "binary value").await;
 
     store.set("c:empty", Bytes::new(), None).await.unwrap();
-    assert_eq!(
-        store.get("c:empty").await.unwrap(),
-        Some(Bytes::new()),
-        "empty value"
-    );
+    assert_get(store, "c:empty", Some(Bytes::new()), "empty value").await;
     assert!(
         store.has_key("c:empty").await.unwrap(),
         "an empty value is present"
@@ -58,7 +42,7 @@ pub async fn binary_empty_and_unicode(store: &dyn Store) {
     for key in ["c:Iñtërnâtiônàlizætiøn", "c:ключ", "c:😀", "c:a/b?c=d&e"] {
         let value = Bytes::from(format!("value of {key}"));
         store.set(key, value.clone(), None).await.unwrap();
-        assert_eq!(store.get(key).await.unwrap(), Some(value), "key {key:?}");
+        assert_get(store, key, Some(value), &format!("key {key:?}")).await;
     }
 }
 
@@ -69,11 +53,7 @@ pub async fn large_values(store: &dyn Store) {
         .collect::<Vec<_>>()
         .into();
     store.set("c:large", large.clone(), None).await.unwrap();
-    assert_eq!(
-        store.get("c:large").await.unwrap(),
-        Some(large),
-        "1 MiB value"
-    );
+    assert_get(store, "c:large", Some(large), "1 MiB value").await;
     assert!(store.delete("c:large").await.unwrap());
 }
 
@@ -87,17 +67,13 @@ pub async fn add_only_when_absent(store: &dyn Store) {
         !store.add("c:add", b("second"), None).await.unwrap(),
         "add to taken key"
     );
-    assert_eq!(
-        store.get("c:add").await.unwrap(),
-        Some(b("first")),
-        "add must not overwrite"
-    );
+    assert_get(store, "c:add", Some(b("first")), "add must not overwrite").await;
     store.delete("c:add").await.unwrap();
     assert!(
         store.add("c:add", b("third"), None).await.unwrap(),
         "add after delete"
     );
-    assert_eq!(store.get("c:add").await.unwrap(), Some(b("third")));
+    assert_get(store, "c:add", Some(b("third")), "add after delete stores").await;
 }
 
 /// `get_many` answers position by position, with `None` for missing keys.
@@ -131,24 +107,16 @@ pub async fn set_many_and_delete_many(store: &dyn Store) {
     assert!(failed.is_empty(), "set_many failed for {failed:?}");
     assert!(store.set_many(Vec::new(), None).await.unwrap().is_empty());
     for (key, value) in [("c:sm:a", "1"), ("c:sm:b", "2"), ("c:sm:c", "3")] {
-        assert_eq!(
-            store.get(key).await.unwrap(),
-            Some(b(value)),
-            "set_many {key}"
-        );
+        assert_get(store, key, Some(b(value)), &format!("set_many {key}")).await;
     }
     let deleted = store
         .delete_many(&keys(&["c:sm:a", "c:sm:b", "c:sm:missing"]))
         .await
         .unwrap();
     assert_eq!(deleted, 2, "delete_many counts live keys removed");
-    assert_eq!(store.get("c:sm:a").await.unwrap(), None);
-    assert_eq!(store.get("c:sm:b").await.unwrap(), None);
-    assert_eq!(
-        store.get("c:sm:c").await.unwrap(),
-        Some(b("3")),
-        "unlisted key kept"
-    );
+    assert_get(store, "c:sm:a", None, "listed key deleted").await;
+    assert_get(store, "c:sm:b", None, "listed key deleted").await;
+    assert_get(store, "c:sm:c", Some(b("3")), "unlisted key kept").await;
     assert_eq!(store.delete_many(&[]).await.unwrap(), 0);
 }
 
@@ -164,12 +132,8 @@ pub async fn delete_reports_live_values(store: &dyn Store) {
         !store.delete("c:del:a").await.unwrap(),
         "delete of a missing key"
     );
-    assert_eq!(store.get("c:del:a").await.unwrap(), None);
-    assert_eq!(
-        store.get("c:del:b").await.unwrap(),
-        Some(b("b")),
-        "other key kept"
-    );
+    assert_get(store, "c:del:a", None, "deleted key gone").await;
+    assert_get(store, "c:del:b", Some(b("b")), "other key kept").await;
 }
 
 /// `incr` adds to decimal integers, fails on missing keys without creating them, and refuses
@@ -180,11 +144,7 @@ pub async fn incr_and_decr(store: &dyn Store) {
     assert_eq!(store.incr("c:n", 10).await.unwrap(), 52);
     assert_eq!(store.incr("c:n", -10).await.unwrap(), 42);
     assert_eq!(store.incr("c:n", -50).await.unwrap(), -8);
-    assert_eq!(
-        store.get("c:n").await.unwrap(),
-        Some(b("-8")),
-        "stored as decimal"
-    );
+    assert_get(store, "c:n", Some(b("-8")), "stored as decimal").await;
 
     for delta in [1, -1] {
         let error = store.incr("c:n:missing", delta).await.unwrap_err();
@@ -193,11 +153,7 @@ pub async fn incr_and_decr(store: &dyn Store) {
             "missing key: {error:?}"
         );
     }
-    assert_eq!(
-        store.get("c:n:missing").await.unwrap(),
-        None,
-        "incr must not create"
-    );
+    assert_get(store, "c:n:missing", None, "incr must not create").await;
 
     for (key, value) in [
         ("c:n:text", "abc"),
@@ -210,7 +166,7 @@ pub async fn incr_and_decr(store: &dyn Store) {
             matches!(error, StoreError::NotAnInteger),
             "{value:?}: {error:?}"
         );
-        assert_eq!(store.get(key).await.unwrap(), Some(b(value)), "unchanged");
+        assert_get(store, key, Some(b(value)), "unchanged").await;
     }
 
     store
@@ -219,8 +175,11 @@ pub async fn incr_and_decr(store: &dyn Store) {
         .unwrap();
     let error = store.incr("c:n:max", 1).await.unwrap_err();
     assert!(matches!(error, StoreError::Overflow), "overflow: {error:?}");
-    assert_eq!(
-        store.get("c:n:max").await.unwrap(),
-        Some(Bytes::from(i64::MAX.to_string()))
-    );
+    assert_get(
+        store,
+        "c:n:max",
+        Some(Bytes::from(i64::MAX.to_string())),
+        "overflow leaves the value",
+    )
+    .await;
 }
