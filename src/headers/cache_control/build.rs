@@ -33,24 +33,16 @@ impl CacheControl {
         }
     }
 
-    /// Adds one field name (or, with `None`, the bare form) to a field-list directive.
-    fn add_field(&mut self, name: &str, field: Option<&str>) {
-        self.add_fields(name, field.map(|field| vec![field]));
-    }
-
     /// Adds field names (or, with `None`, the bare form) to a field-list directive, in one
     /// pass. A bare directive wins over field names; names accumulate without duplicates.
     pub(super) fn add_fields(&mut self, name: &str, fields: Option<Vec<&str>>) {
         let merged = match (self.fields(name), fields) {
             (Fields::Bare, _) | (_, None) => None,
-            (Fields::Absent, Some(fields)) => {
+            (current, Some(fields)) => {
                 let mut names = FieldNames::default();
-                names.extend(fields);
-                Some(names.names.join(", "))
-            }
-            (Fields::Names(current), Some(fields)) => {
-                let mut names = FieldNames::default();
-                names.extend(current);
+                if let Fields::Names(current) = current {
+                    names.extend(current);
+                }
                 names.extend(fields);
                 Some(names.names.join(", "))
             }
@@ -65,6 +57,16 @@ impl CacheControl {
 
     fn with_bare(mut self, name: &str) -> Self {
         self.set(name, None);
+        self
+    }
+
+    /// Adds the header name `field` to the field-list directive `name`, unless `field` is not a
+    /// token (a header name cannot be anything else).
+    fn with_field(mut self, name: &str, field: &str) -> Self {
+        let field = field.trim_matches(is_ows);
+        if is_token(field) {
+            self.add_fields(name, Some(vec![field]));
+        }
         self
     }
 
@@ -89,7 +91,7 @@ impl CacheControl {
     }
 
     /// Adds `public`. It does not remove `private`: as in Django, asking for both in one set of
-    /// directives keeps both; [`patch_cache_control`] makes them exclude each other across
+    /// directives keeps both; [`patch_cache_control`](super::patch_cache_control) makes them exclude each other across
     /// patches.
     pub fn with_public(self) -> Self {
         self.with_bare("public")
@@ -102,12 +104,8 @@ impl CacheControl {
 
     /// Adds a field name to `private="…"`. No effect when `private` is already bare, or when
     /// `name` is not a token (a header name cannot be anything else).
-    pub fn with_private_field(mut self, name: &str) -> Self {
-        let name = name.trim_matches(is_ows);
-        if is_token(name) {
-            self.add_field("private", Some(name));
-        }
-        self
+    pub fn with_private_field(self, name: &str) -> Self {
+        self.with_field("private", name)
     }
 
     /// Sets bare `no-cache` (the whole response), replacing any field names.
@@ -117,12 +115,8 @@ impl CacheControl {
 
     /// Adds a field name to `no-cache="…"`. No effect when `no-cache` is already bare, or when
     /// `name` is not a token.
-    pub fn with_no_cache_field(mut self, name: &str) -> Self {
-        let name = name.trim_matches(is_ows);
-        if is_token(name) {
-            self.add_field("no-cache", Some(name));
-        }
-        self
+    pub fn with_no_cache_field(self, name: &str) -> Self {
+        self.with_field("no-cache", name)
     }
 
     /// Adds `no-store`.
