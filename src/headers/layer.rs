@@ -152,6 +152,12 @@ pub struct CacheControlLayer {
     directives: Arc<CacheControl>,
 }
 
+impl CacheControlLayer {
+    fn patch(&self) -> Patch {
+        Patch::CacheControl(Arc::clone(&self.directives))
+    }
+}
+
 /// The layer of [`never_cache`]: marks every response as never to be cached.
 ///
 /// Place it inside a [`CacheLayer`](crate::CacheLayer), so that the cache does not store the
@@ -179,6 +185,10 @@ impl NeverCacheLayer {
         self.clock = Arc::new(clock);
         self
     }
+
+    fn patch(&self) -> Patch {
+        Patch::NeverCache(Arc::clone(&self.clock))
+    }
 }
 
 impl fmt::Debug for NeverCacheLayer {
@@ -198,49 +208,33 @@ pub struct VaryLayer {
     names: Arc<[String]>,
 }
 
-impl<S> Layer<S> for CacheControlLayer {
-    type Service = CacheControlService<S>;
-
-    fn layer(&self, inner: S) -> CacheControlService<S> {
-        CacheControlService {
-            inner,
-            patch: Patch::CacheControl(Arc::clone(&self.directives)),
-        }
+impl VaryLayer {
+    fn patch(&self) -> Patch {
+        Patch::Vary(Arc::clone(&self.names))
     }
 }
 
-impl<S> Layer<S> for NeverCacheLayer {
-    type Service = NeverCacheService<S>;
-
-    fn layer(&self, inner: S) -> NeverCacheService<S> {
-        NeverCacheService {
-            inner,
-            patch: Patch::NeverCache(Arc::clone(&self.clock)),
-        }
-    }
-}
-
-impl<S> Layer<S> for VaryLayer {
-    type Service = VaryService<S>;
-
-    fn layer(&self, inner: S) -> VaryService<S> {
-        VaryService {
-            inner,
-            patch: Patch::Vary(Arc::clone(&self.names)),
-        }
-    }
-}
-
-/// Defines a service that patches the headers of the inner service's responses. The three
-/// services differ only in their [`Patch`], and are separate types so that each layer has its
-/// own documented service, as tower-http does.
+/// Defines the service of a header layer, which patches the headers of the inner service's
+/// responses with the layer's [`Patch`]. The three services differ only in their patch, and are
+/// separate types so that each layer has its own documented service, as tower-http does.
 macro_rules! header_service {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident for $layer:ident) => {
         $(#[$doc])*
         #[derive(Clone)]
         pub struct $name<S> {
             inner: S,
             patch: Patch,
+        }
+
+        impl<S> Layer<S> for $layer {
+            type Service = $name<S>;
+
+            fn layer(&self, inner: S) -> $name<S> {
+                $name {
+                    inner,
+                    patch: self.patch(),
+                }
+            }
         }
 
         impl<S> fmt::Debug for $name<S> {
@@ -275,17 +269,17 @@ macro_rules! header_service {
 
 header_service! {
     /// The service of [`CacheControlLayer`].
-    CacheControlService
+    CacheControlService for CacheControlLayer
 }
 
 header_service! {
     /// The service of [`NeverCacheLayer`].
-    NeverCacheService
+    NeverCacheService for NeverCacheLayer
 }
 
 header_service! {
     /// The service of [`VaryLayer`].
-    VaryService
+    VaryService for VaryLayer
 }
 
 pin_project! {
