@@ -98,10 +98,6 @@ pub fn never_cache() -> NeverCacheLayer {
 /// case-insensitively), keeping the spelling given, and `*` wins over everything. Surrounding
 /// whitespace is trimmed.
 ///
-/// A name that is neither a header name nor `*` (a typo such as `"Accept Language"`) makes the
-/// layer write `Vary: *`: a cache that cannot tell requests apart must not reuse the response,
-/// so the mistake costs caching rather than serving one visitor's page to another.
-///
 /// ```
 /// use axum::{Router, routing::get};
 /// use axum_cache::vary_on_headers;
@@ -111,21 +107,25 @@ pub fn never_cache() -> NeverCacheLayer {
 ///     get(|| async { "home" }).layer(vary_on_headers(["Accept-Language", "X-Tenant"])),
 /// );
 /// ```
+///
+/// # Panics
+///
+/// When a name is neither a header name nor `*` (a typo such as `"Accept Language"`), so that
+/// the mistake shows when the application starts rather than as responses that no cache can
+/// tell apart. For names read from configuration, use [`VaryLayer::try_new`], which returns the
+/// mistake as an error instead.
+#[allow(
+    clippy::panic,
+    reason = "a misspelt header name in code is a programming error, best caught at startup"
+)]
 pub fn vary_on_headers<I, N>(names: I) -> VaryLayer
 where
     I: IntoIterator<Item = N>,
     N: AsRef<str>,
 {
-    let names: Vec<String> = names
-        .into_iter()
-        .map(|name| name.as_ref().trim_ascii().to_owned())
-        .collect();
-    let valid = names
-        .iter()
-        .all(|name| name == "*" || HeaderName::from_bytes(name.as_bytes()).is_ok());
-    let names = if valid { names } else { vec!["*".to_owned()] };
-    VaryLayer {
-        names: names.into(),
+    match VaryLayer::try_new(names) {
+        Ok(layer) => layer,
+        Err(error) => panic!("vary_on_headers: {error}"),
     }
 }
 
@@ -209,8 +209,61 @@ pub struct VaryLayer {
 }
 
 impl VaryLayer {
+    /// The layer of [`vary_on_headers`], for names that come from configuration: refuses the
+    /// first name that is neither a header name nor `*` instead of panicking. Names are trimmed
+    /// of surrounding whitespace.
+    ///
+    /// ```
+    /// use axum_cache::VaryLayer;
+    ///
+    /// assert!(VaryLayer::try_new(["Accept-Language", "X-Tenant"]).is_ok());
+    /// let error = VaryLayer::try_new(["Cookie", "Accept Language"]).unwrap_err();
+    /// assert_eq!(error.name(), "Accept Language");
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidVaryName`] naming the first name that is neither a header name nor `*`.
+    pub fn try_new<I, N>(names: I) -> Result<VaryLayer, InvalidVaryName>
+    where
+        I: IntoIterator<Item = N>,
+        N: AsRef<str>,
+    {
+        let names = names
+            .into_iter()
+            .map(|name| {
+                let name = name.as_ref().trim_ascii();
+                if name == "*" || HeaderName::from_bytes(name.as_bytes()).is_ok() {
+                    Ok(name.to_owned())
+                } else {
+                    Err(InvalidVaryName {
+                        name: name.to_owned(),
+                    })
+                }
+            })
+            .collect::<Result<Vec<String>, InvalidVaryName>>()?;
+        Ok(VaryLayer {
+            names: names.into(),
+        })
+    }
+
     fn patch(&self) -> Patch {
         Patch::Vary(Arc::clone(&self.names))
+    }
+}
+
+/// A name given to [`VaryLayer::try_new`] that is neither a header name nor `*`, so it cannot
+/// be listed in `Vary`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{name:?} is not a header name (nor `*`), so it cannot be listed in Vary")]
+pub struct InvalidVaryName {
+    name: String,
+}
+
+impl InvalidVaryName {
+    /// The refused name, trimmed of surrounding whitespace.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 }
 
@@ -333,9 +386,16 @@ mod tests {
     }
 
     #[test]
-    fn an_invalid_vary_name_fails_closed() {
-        for bad in ["Accept Language", "", "é", "a\nb"] {
-            assert_eq!(names(&vary_on_headers(["Cookie", bad])), ["*"], "{bad:?}");
+    fn an_invalid_vary_name_is_refused() {
+        for bad in ["Accept Language", "", " ", "é", "a\nb"] {
+            let error = VaryLayer::try_new(["Cookie", bad]).unwrap_err();
+            assert_eq!(error.name(), bad.trim_ascii(), "{bad:?}");
         }
+    }
+
+    #[test]
+    #[should_panic(expected = "vary_on_headers: \"a\\nb\" is not a header name")]
+    fn vary_on_headers_panics_on_an_invalid_name() {
+        let _ = vary_on_headers(["Cookie", "a\nb"]);
     }
 }
