@@ -3,10 +3,8 @@
 
 use std::time::Duration;
 
-use http::HeaderValue;
-
 use super::{CacheControl, Directive, FieldNames, Fields, without_controls};
-use crate::headers::{header_value, is_ows, is_token};
+use crate::headers::{is_ows, is_token};
 
 impl CacheControl {
     /// Sets `name` (already lower-case and a token): the first occurrence takes `value` in place
@@ -171,11 +169,6 @@ impl CacheControl {
             );
         }
         self
-    }
-
-    /// The header value, as [`Display`](fmt::Display) writes it.
-    pub fn to_header_value(&self) -> HeaderValue {
-        header_value(self.to_string().into_bytes())
     }
 }
 

@@ -5,10 +5,10 @@ use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 
-use http::HeaderMap;
 use http::header::CACHE_CONTROL;
+use http::{HeaderMap, HeaderValue};
 
-use super::{is_ows, is_token, split_list};
+use super::{header_value, is_ows, is_token, split_list};
 
 mod build;
 mod patch;
@@ -284,6 +284,11 @@ impl CacheControl {
         } else {
             Fields::Absent
         }
+    }
+
+    /// The header value, as [`Display`](fmt::Display) writes it.
+    pub fn to_header_value(&self) -> HeaderValue {
+        header_value(self.to_string().into_bytes())
     }
 }
 
