@@ -1,4 +1,4 @@
-//! HTTP dates (RFC 9110 §5.6.7), parsed the way Django's `parse_http_date` does.
+//! HTTP dates (RFC 9110), parsed the way Django's `parse_http_date` does.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -39,7 +39,7 @@ pub fn parse_http_date(value: &str) -> Option<SystemTime> {
     parse_http_date_at(value, SystemTime::now())
 }
 
-/// Parses an HTTP date in any of the three formats of RFC 9110 §5.6.7, with Django's rules;
+/// Parses an HTTP date in any of the three formats HTTP allows, with Django's rules;
 /// `now` places two-digit years. `None` when the value is not a valid date.
 ///
 /// - IMF-fixdate (RFC 1123) `Sun, 06 Nov 1994 08:49:37 GMT`, RFC 850

@@ -150,7 +150,8 @@ impl CacheControl {
     /// Sets any directive: bare with `None`, else with the argument (quoted on output when it
     /// is not a token). The name is lower-cased.
     ///
-    /// A name that is not a token (RFC 9110 §5.6.2) cannot be written into a header, so the call
+    /// A name that is not a token (letters, digits and ``!#$%&'*+-.^_`|~``) cannot be written
+    /// into a header, so the call
     /// then has no effect; ASCII control characters other than tab are dropped from the argument.
     ///
     /// ```

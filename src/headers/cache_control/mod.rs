@@ -16,11 +16,11 @@ mod patch;
 pub use patch::{add_never_cache_headers, patch_cache_control, patch_response_headers};
 
 /// The largest delta-seconds value the accessors report: 2^31 seconds (about 68 years). RFC 9111
-/// §1.2.2 lets a cache treat any larger value as this one, and it keeps `now + max_age` far from
+/// lets a cache treat any larger value as this one, and the cap keeps `now + max_age` far from
 /// overflowing.
 const MAX_DELTA_SECONDS: u64 = 1 << 31;
 
-/// The directives whose argument is a list of header field names (RFC 9111 §5.2.2.4, §5.2.2.7).
+/// The directives whose argument is a list of header field names.
 fn lists_field_names(name: &str) -> bool {
     name == "private" || name == "no-cache"
 }
@@ -62,13 +62,14 @@ enum Fields<'a> {
     Names(Vec<&'a str>),
 }
 
-/// The directives of a `Cache-Control` header, in order (RFC 9111 §5.2).
+/// The directives of a `Cache-Control` header (RFC 9111), in order.
 ///
 /// Parsing never fails: items that are not `name` or `name=value` with a token name are skipped,
 /// names are lower-cased, and quoted arguments are unquoted. Accessors look directives up by
 /// name, never by substring, so `community=unprivate` is not `private`. When a directive appears
-/// more than once, the accessors use the first occurrence (RFC 9111 §4.2.1), except `private`
-/// and `no-cache`, whose field names are gathered from every occurrence (a bare occurrence wins).
+/// more than once, the accessors use the first occurrence (a cache may either do that or treat the
+/// response as stale), except `private` and `no-cache`, whose field names are gathered from every
+/// occurrence (a bare occurrence wins).
 ///
 /// The `with_*` builders are Django's `cache_control(**kwargs)`: each sets one directive,
 /// replacing an earlier value of the same directive in place or appending it.
@@ -100,7 +101,7 @@ impl CacheControl {
     /// Parses one `Cache-Control` field value. Never fails: what cannot be parsed is skipped.
     ///
     /// Items are separated by commas outside quoted strings. An item whose name is not a token
-    /// (RFC 9110 §5.6.2) is skipped. ASCII control characters in arguments (other than tab) are
+    /// (letters, digits and ``!#$%&'*+-.^_`|~``) is skipped. ASCII control characters in arguments (other than tab) are
     /// dropped, so the result can always be written back into a header.
     pub fn parse(value: &str) -> Self {
         let mut parsed = Self::new();
@@ -172,7 +173,7 @@ impl CacheControl {
         self.get(name).is_some()
     }
 
-    /// A delta-seconds argument (RFC 9111 §1.2.2): `None` if absent, bare or not a plain
+    /// A delta-seconds argument, a whole number of seconds: `None` if absent, bare or not a plain
     /// non-negative integer; capped at 2^31 seconds.
     fn delta(&self, name: &str) -> Option<Duration> {
         self.get(name)
@@ -182,7 +183,8 @@ impl CacheControl {
     }
 
     /// `max-age`: `None` when absent, bare, or not a non-negative integer (a malformed value
-    /// counts as missing). Values above 2^31 seconds are capped there (RFC 9111 §1.2.2).
+    /// counts as missing). Values above 2^31 seconds (about 68 years) are capped there, as RFC
+    /// 9111 allows.
     pub fn max_age(&self) -> Option<Duration> {
         self.delta("max-age")
     }
@@ -293,8 +295,8 @@ impl CacheControl {
 }
 
 /// Writes the directives joined by `", "`. An argument is written as a token when it is one,
-/// otherwise as a quoted string (RFC 9110 §5.6.4); the field lists of `private` and `no-cache`
-/// are always quoted, as RFC 9111 §5.2.2.4 asks of senders.
+/// otherwise as a quoted string with `"` and `\` escaped by a backslash; the field lists of
+/// `private` and `no-cache` are always quoted, as RFC 9111 asks of senders.
 impl fmt::Display for CacheControl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (index, directive) in self.directives.iter().enumerate() {

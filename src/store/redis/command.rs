@@ -151,11 +151,9 @@ pub(super) fn by_slot(keys: &[Key]) -> BTreeMap<u16, Vec<usize>> {
 
 /// Maps a fred result to a store result.
 ///
-/// The call is boxed first. A fred command future is large (about 5 KiB for a `GET`), and each
-/// async wrapper that takes one by value and awaits it keeps a second copy of it in its state:
-/// through this function and `run` a `GET` grew to 20 KiB, copied several times per call. Boxed,
-/// the wrappers move a pointer: page hits at 16 in flight went from 0.71x to 0.77x the
-/// throughput of raw `GET`s (`benches/redis_page_hit.rs`).
+/// The call is boxed first: a fred command future is large, and every async wrapper that takes
+/// one by value and awaits it keeps another copy of it in its own state, copied on each move.
+/// Boxed, the wrappers around it hold and move only a pointer.
 pub(super) fn fred<'a, T: 'a>(
     call: impl Future<Output = Result<T, FredError>> + Send + 'a,
 ) -> impl Future<Output = Result<T, StoreError>> + Send + 'a {

@@ -143,8 +143,9 @@ impl RedisStore {
     /// The pool is used as it is (its reconnect policy and its own timeouts); the store adds its
     /// prefix, command timeout and circuit breaker from `options`. Give the pool a reconnect
     /// policy, or it stays down after its first disconnection. A default command timeout set on
-    /// the pool still applies under the store's own, and costs throughput (about a third on small
-    /// `GET`s at 16 in flight): leave it unset. The store never closes a pool it did not make.
+    /// the pool still applies under the store's own, and it makes fewer commands share each write
+    /// to a connection, which slows small commands: leave it unset. The store never closes a pool
+    /// it did not make.
     /// Fails only if the options are invalid (an empty prefix).
     pub fn from_pool(pool: Pool, options: RedisOptions) -> Result<RedisStore, Error> {
         options.validate()?;
@@ -153,9 +154,8 @@ impl RedisStore {
 
     fn new(pool: Pool, options: RedisOptions, owns_pool: bool) -> RedisStore {
         // No per-command timeout for fred: `run` bounds every call with the command timeout
-        // already, and fred's own timeout (through `Options` or the pool's default) costs about a
-        // third of the throughput of small GETs at 16 in flight, because fewer commands share a
-        // write (`benches/redis_page_hit.rs`).
+        // already, and fred's own timeout (through `Options` or the pool's default) makes fewer
+        // commands share each write to a connection.
         let command_options = Options {
             fail_fast: true,
             ..Options::default()
