@@ -18,8 +18,8 @@ use axum::routing::{MethodRouter, any, get};
 use axum_cache::headers::CacheControl;
 use axum_cache::store::MemoryStore;
 use axum_cache::{
-    Cache, CacheLayer, CacheStatus, ConditionalGetLayer, cache_control, cache_page, condition,
-    never_cache, vary_on_cookie, vary_on_headers,
+    Cache, CacheLayer, CacheStatus, ConditionalGetLayer, VaryLayer, cache_control, cache_page,
+    condition, never_cache, vary_on_cookie, vary_on_headers,
 };
 use bytes::Bytes;
 use http_body::Frame;
@@ -1202,13 +1202,27 @@ mod decorators {
         }
     }
 
+    /// A misspelt name is a mistake in the code: building the layer refuses it.
+    #[test]
+    #[should_panic(expected = "\"Accept Language\" is not a header name")]
+    fn a_misspelt_vary_name_panics_when_the_layer_is_built() {
+        let _ = vary_on_headers(["Accept Language"]);
+    }
+
+    /// Names from configuration get the mistake back as an error; `*` alone stays valid.
     #[tokio::test]
-    async fn a_misspelt_vary_name_fails_closed() {
-        let reply = send(
-            &vary_app(None, vary_on_headers(["Accept Language"])),
-            get_req("/"),
-        )
-        .await;
+    async fn try_new_returns_a_misspelt_vary_name_as_an_error() {
+        let error = VaryLayer::try_new(["Cookie", "Accept Language"]).unwrap_err();
+        assert_eq!(error.name(), "Accept Language");
+        let error: &dyn std::error::Error = &error;
+        assert!(
+            error
+                .to_string()
+                .contains("\"Accept Language\" is not a header name"),
+            "{error}"
+        );
+        let star = VaryLayer::try_new(["*"]).expect("`*` is a valid Vary entry");
+        let reply = send(&vary_app(None, star), get_req("/")).await;
         assert_eq!(reply.header("vary"), Some("*"));
     }
 

@@ -1,4 +1,4 @@
-//! Entity tags (RFC 9110 §8.8.3) and the lists of `If-Match` / `If-None-Match`.
+//! Entity tags (RFC 9110) and the lists of `If-Match` / `If-None-Match`.
 
 use std::fmt;
 
@@ -6,7 +6,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::headers::{header_value, is_ows, split_list};
 
-/// An entity tag: an opaque validator of a representation, strong or weak (RFC 9110 §8.8.3).
+/// An entity tag: an opaque validator of a representation, strong or weak (RFC 9110).
 ///
 /// The tag is kept without its quotes and is always valid: it consists of `etagc` characters
 /// (`!`, `#` to `~`, and non-ASCII), never a double quote, a space or a control character. So
@@ -120,12 +120,12 @@ impl EntityTag {
         &self.tag
     }
 
-    /// Strong comparison (RFC 9110 §8.8.3.2): both strong and the same tag.
+    /// Strong comparison, for `If-Match`: both strong and the same tag.
     pub fn strong_eq(&self, other: &Self) -> bool {
         !self.weak && !other.weak && self.tag == other.tag
     }
 
-    /// Weak comparison (RFC 9110 §8.8.3.2): the same tag, whether weak or strong.
+    /// Weak comparison, for `If-None-Match`: the same tag, whether weak or strong.
     pub fn weak_eq(&self, other: &Self) -> bool {
         self.tag == other.tag
     }

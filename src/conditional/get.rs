@@ -68,8 +68,8 @@ pub const DEFAULT_MAX_BODY_SIZE: usize = 1 << 20;
 ///
 /// The tag is a SHA-256 rather than Django's MD5: MD5 collisions can be manufactured, so someone
 /// who controls part of a page could make two versions of it share a tag, and a client would
-/// keep the wrong one. Hashing costs about half a millisecond per MiB on a CPU with SHA
-/// instructions.
+/// keep the wrong one. Hashing reads the whole body once, so its cost grows with the body, up to
+/// the body limit.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct ConditionalGetLayer {

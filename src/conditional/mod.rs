@@ -1,8 +1,8 @@
 //! Conditional requests: the layers that answer them, and the entity tags, HTTP dates and
 //! precondition evaluation they are built from.
 //!
-//! Two layers let clients and caches revalidate instead of downloading again
-//! (RFC 9110 §13):
+//! Two layers let clients and caches revalidate instead of downloading again (the conditional
+//! requests of RFC 9110):
 //!
 //! | You want to… | Use | Django counterpart |
 //! |---|---|---|

@@ -1,4 +1,4 @@
-//! Evaluating the preconditions of a request (RFC 9110 §13.2.2) against the current validators.
+//! Evaluating the preconditions of a request (RFC 9110) against the current validators.
 
 use std::time::SystemTime;
 
@@ -24,7 +24,7 @@ pub enum Precondition {
 
 /// Evaluates the request's `If-Match`, `If-Unmodified-Since`, `If-None-Match` and
 /// `If-Modified-Since` against the resource's current `etag` and `last_modified`: Django's
-/// `get_conditional_response`, in the order of RFC 9110 §13.2.2.
+/// `get_conditional_response`, in the order HTTP prescribes:
 ///
 /// 1. `If-Match` fails unless there is a current ETag and the list is `*` or holds it under
 ///    strong comparison: [`Precondition::PreconditionFailed`], whatever the method.
@@ -132,8 +132,8 @@ fn request_date(request: &HeaderMap, name: HeaderName) -> Option<SystemTime> {
     parse_http_date(line.to_str().ok()?)
 }
 
-/// The headers a `304 Not Modified` keeps from the response it stands for (RFC 9110 §15.4.5,
-/// Django's list).
+/// The headers a `304 Not Modified` keeps from the response it stands for: Django's list, those
+/// HTTP requires a `304` to carry plus `Last-Modified` and `Set-Cookie`.
 const NOT_MODIFIED_HEADERS: [HeaderName; 8] = [
     CACHE_CONTROL,
     CONTENT_LOCATION,

@@ -1,4 +1,4 @@
-//! HTTP dates (RFC 9110 §5.6.7), parsed the way Django's `parse_http_date` does.
+//! HTTP dates (RFC 9110), parsed the way Django's `parse_http_date` does.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -39,7 +39,7 @@ pub fn parse_http_date(value: &str) -> Option<SystemTime> {
     parse_http_date_at(value, SystemTime::now())
 }
 
-/// Parses an HTTP date in any of the three formats of RFC 9110 §5.6.7, with Django's rules;
+/// Parses an HTTP date in any of the three formats HTTP allows, with Django's rules;
 /// `now` places two-digit years. `None` when the value is not a valid date.
 ///
 /// - IMF-fixdate (RFC 1123) `Sun, 06 Nov 1994 08:49:37 GMT`, RFC 850
@@ -78,9 +78,8 @@ struct Fields {
     year: u32,
     month: u32,
     day: u32,
-    hour: u32,
-    minute: u32,
-    second: u32,
+    /// Hour, minute and second.
+    time: (u32, u32, u32),
 }
 
 /// `Sun, 06 Nov 1994 08:49:37 GMT`
@@ -110,17 +109,9 @@ fn weekday_first(
     cursor.literal(separator)?;
     let year = cursor.digits(year_digits)?;
     cursor.literal(" ")?;
-    let (hour, minute, second) = cursor.time()?;
+    let time = cursor.time()?;
     cursor.literal(" GMT")?;
-    cursor.end()?;
-    Some(Fields {
-        year,
-        month,
-        day,
-        hour,
-        minute,
-        second,
-    })
+    cursor.finish(year, month, day, time)
 }
 
 /// `Sun Nov  6 08:49:37 1994`
@@ -135,18 +126,10 @@ fn asctime(value: &str) -> Option<Fields> {
         None => cursor.digits(2)?,
     };
     cursor.literal(" ")?;
-    let (hour, minute, second) = cursor.time()?;
+    let time = cursor.time()?;
     cursor.literal(" ")?;
     let year = cursor.digits(4)?;
-    cursor.end()?;
-    Some(Fields {
-        year,
-        month,
-        day,
-        hour,
-        minute,
-        second,
-    })
+    cursor.finish(year, month, day, time)
 }
 
 /// The unread rest of a date.
@@ -207,13 +190,20 @@ impl Cursor<'_> {
         Some((hour, minute, second))
     }
 
-    fn end(&self) -> Option<()> {
-        self.0.is_empty().then_some(())
+    /// The date of these parts, when nothing is left unread.
+    fn finish(&self, year: u32, month: u32, day: u32, time: (u32, u32, u32)) -> Option<Fields> {
+        self.0.is_empty().then_some(Fields {
+            year,
+            month,
+            day,
+            time,
+        })
     }
 }
 
 impl Fields {
     fn to_system_time(&self, now: SystemTime) -> Option<SystemTime> {
+        let (hour, minute, second) = self.time;
         let mut year = i64::from(self.year);
         if year < 100 {
             let current = year_of_day(unix_seconds(now).div_euclid(SECONDS_PER_DAY));
@@ -227,14 +217,14 @@ impl Fields {
         let valid = (1..=9999).contains(&year)
             && (1..=12).contains(&self.month)
             && (1..=days_in_month(year, self.month)).contains(&self.day)
-            && self.hour < 24
-            && self.minute < 60
-            && self.second < 60;
+            && hour < 24
+            && minute < 60
+            && second < 60;
         if !valid {
             return None;
         }
         let seconds = days_from_civil(year, self.month, self.day) * SECONDS_PER_DAY
-            + i64::from(self.hour * 3600 + self.minute * 60 + self.second);
+            + i64::from(hour * 3600 + minute * 60 + second);
         from_unix_seconds(seconds)
     }
 }

@@ -98,10 +98,6 @@ pub fn never_cache() -> NeverCacheLayer {
 /// case-insensitively), keeping the spelling given, and `*` wins over everything. Surrounding
 /// whitespace is trimmed.
 ///
-/// A name that is neither a header name nor `*` (a typo such as `"Accept Language"`) makes the
-/// layer write `Vary: *`: a cache that cannot tell requests apart must not reuse the response,
-/// so the mistake costs caching rather than serving one visitor's page to another.
-///
 /// ```
 /// use axum::{Router, routing::get};
 /// use axum_cache::vary_on_headers;
@@ -111,21 +107,25 @@ pub fn never_cache() -> NeverCacheLayer {
 ///     get(|| async { "home" }).layer(vary_on_headers(["Accept-Language", "X-Tenant"])),
 /// );
 /// ```
+///
+/// # Panics
+///
+/// When a name is neither a header name nor `*` (a typo such as `"Accept Language"`), so that
+/// the mistake shows when the application starts rather than as responses that no cache can
+/// tell apart. For names read from configuration, use [`VaryLayer::try_new`], which returns the
+/// mistake as an error instead.
+#[allow(
+    clippy::panic,
+    reason = "a misspelt header name in code is a programming error, best caught at startup"
+)]
 pub fn vary_on_headers<I, N>(names: I) -> VaryLayer
 where
     I: IntoIterator<Item = N>,
     N: AsRef<str>,
 {
-    let names: Vec<String> = names
-        .into_iter()
-        .map(|name| name.as_ref().trim_ascii().to_owned())
-        .collect();
-    let valid = names
-        .iter()
-        .all(|name| name == "*" || HeaderName::from_bytes(name.as_bytes()).is_ok());
-    let names = if valid { names } else { vec!["*".to_owned()] };
-    VaryLayer {
-        names: names.into(),
+    match VaryLayer::try_new(names) {
+        Ok(layer) => layer,
+        Err(error) => panic!("vary_on_headers: {error}"),
     }
 }
 
@@ -150,6 +150,12 @@ pub fn vary_on_cookie() -> VaryLayer {
 #[must_use]
 pub struct CacheControlLayer {
     directives: Arc<CacheControl>,
+}
+
+impl CacheControlLayer {
+    fn patch(&self) -> Patch {
+        Patch::CacheControl(Arc::clone(&self.directives))
+    }
 }
 
 /// The layer of [`never_cache`]: marks every response as never to be cached.
@@ -179,6 +185,10 @@ impl NeverCacheLayer {
         self.clock = Arc::new(clock);
         self
     }
+
+    fn patch(&self) -> Patch {
+        Patch::NeverCache(Arc::clone(&self.clock))
+    }
 }
 
 impl fmt::Debug for NeverCacheLayer {
@@ -198,49 +208,86 @@ pub struct VaryLayer {
     names: Arc<[String]>,
 }
 
-impl<S> Layer<S> for CacheControlLayer {
-    type Service = CacheControlService<S>;
+impl VaryLayer {
+    /// The layer of [`vary_on_headers`], for names that come from configuration: refuses the
+    /// first name that is neither a header name nor `*` instead of panicking. Names are trimmed
+    /// of surrounding whitespace.
+    ///
+    /// ```
+    /// use axum_cache::VaryLayer;
+    ///
+    /// assert!(VaryLayer::try_new(["Accept-Language", "X-Tenant"]).is_ok());
+    /// let error = VaryLayer::try_new(["Cookie", "Accept Language"]).unwrap_err();
+    /// assert_eq!(error.name(), "Accept Language");
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidVaryName`] naming the first name that is neither a header name nor `*`.
+    pub fn try_new<I, N>(names: I) -> Result<VaryLayer, InvalidVaryName>
+    where
+        I: IntoIterator<Item = N>,
+        N: AsRef<str>,
+    {
+        let names = names
+            .into_iter()
+            .map(|name| {
+                let name = name.as_ref().trim_ascii();
+                if name == "*" || HeaderName::from_bytes(name.as_bytes()).is_ok() {
+                    Ok(name.to_owned())
+                } else {
+                    Err(InvalidVaryName {
+                        name: name.to_owned(),
+                    })
+                }
+            })
+            .collect::<Result<Vec<String>, InvalidVaryName>>()?;
+        Ok(VaryLayer {
+            names: names.into(),
+        })
+    }
 
-    fn layer(&self, inner: S) -> CacheControlService<S> {
-        CacheControlService {
-            inner,
-            patch: Patch::CacheControl(Arc::clone(&self.directives)),
-        }
+    fn patch(&self) -> Patch {
+        Patch::Vary(Arc::clone(&self.names))
     }
 }
 
-impl<S> Layer<S> for NeverCacheLayer {
-    type Service = NeverCacheService<S>;
+/// A name given to [`VaryLayer::try_new`] that is neither a header name nor `*`, so it cannot
+/// be listed in `Vary`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{name:?} is not a header name (nor `*`), so it cannot be listed in Vary")]
+pub struct InvalidVaryName {
+    name: String,
+}
 
-    fn layer(&self, inner: S) -> NeverCacheService<S> {
-        NeverCacheService {
-            inner,
-            patch: Patch::NeverCache(Arc::clone(&self.clock)),
-        }
+impl InvalidVaryName {
+    /// The refused name, trimmed of surrounding whitespace.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 }
 
-impl<S> Layer<S> for VaryLayer {
-    type Service = VaryService<S>;
-
-    fn layer(&self, inner: S) -> VaryService<S> {
-        VaryService {
-            inner,
-            patch: Patch::Vary(Arc::clone(&self.names)),
-        }
-    }
-}
-
-/// Defines a service that patches the headers of the inner service's responses. The three
-/// services differ only in their [`Patch`], and are separate types so that each layer has its
-/// own documented service, as tower-http does.
+/// Defines the service of a header layer, which patches the headers of the inner service's
+/// responses with the layer's [`Patch`]. The three services differ only in their patch, and are
+/// separate types so that each layer has its own documented service, as tower-http does.
 macro_rules! header_service {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident for $layer:ident) => {
         $(#[$doc])*
         #[derive(Clone)]
         pub struct $name<S> {
             inner: S,
             patch: Patch,
+        }
+
+        impl<S> Layer<S> for $layer {
+            type Service = $name<S>;
+
+            fn layer(&self, inner: S) -> $name<S> {
+                $name {
+                    inner,
+                    patch: self.patch(),
+                }
+            }
         }
 
         impl<S> fmt::Debug for $name<S> {
@@ -275,17 +322,17 @@ macro_rules! header_service {
 
 header_service! {
     /// The service of [`CacheControlLayer`].
-    CacheControlService
+    CacheControlService for CacheControlLayer
 }
 
 header_service! {
     /// The service of [`NeverCacheLayer`].
-    NeverCacheService
+    NeverCacheService for NeverCacheLayer
 }
 
 header_service! {
     /// The service of [`VaryLayer`].
-    VaryService
+    VaryService for VaryLayer
 }
 
 pin_project! {
@@ -339,9 +386,16 @@ mod tests {
     }
 
     #[test]
-    fn an_invalid_vary_name_fails_closed() {
-        for bad in ["Accept Language", "", "é", "a\nb"] {
-            assert_eq!(names(&vary_on_headers(["Cookie", bad])), ["*"], "{bad:?}");
+    fn an_invalid_vary_name_is_refused() {
+        for bad in ["Accept Language", "", " ", "é", "a\nb"] {
+            let error = VaryLayer::try_new(["Cookie", bad]).unwrap_err();
+            assert_eq!(error.name(), bad.trim_ascii(), "{bad:?}");
         }
+    }
+
+    #[test]
+    #[should_panic(expected = "vary_on_headers: \"a\\nb\" is not a header name")]
+    fn vary_on_headers_panics_on_an_invalid_name() {
+        let _ = vary_on_headers(["Cookie", "a\nb"]);
     }
 }

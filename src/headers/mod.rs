@@ -1,9 +1,9 @@
 //! Response headers that steer caches: `Cache-Control` and `Vary`.
 //!
 //! These are the parsers and the patch functions that Django's `django.utils.cache` offers,
-//! rewritten over [`http`] types and with the fixes of the spec's part C: directives are parsed,
-//! not matched by substring; names are case-insensitive; malformed values never panic and are
-//! treated as absent; the output is deterministic.
+//! rewritten over [`http`] types and stricter than Django's: directives are parsed, not matched
+//! by substring; names are case-insensitive; malformed values never panic and are treated as
+//! absent; the output is deterministic.
 //!
 //! | You want to… | Use | Django counterpart |
 //! |---|---|---|
@@ -39,22 +39,24 @@ pub use cache_control::{
 pub use date::{fmt_http_date, parse_http_date, parse_http_date_at};
 pub(crate) use date::{latest_http_date, unix_seconds};
 pub use layer::{
-    CacheControlLayer, CacheControlService, NeverCacheLayer, NeverCacheService, ResponseFuture,
-    VaryLayer, VaryService, cache_control, never_cache, vary_on_cookie, vary_on_headers,
+    CacheControlLayer, CacheControlService, InvalidVaryName, NeverCacheLayer, NeverCacheService,
+    ResponseFuture, VaryLayer, VaryService, cache_control, never_cache, vary_on_cookie,
+    vary_on_headers,
 };
 pub use vary::{Vary, has_vary_header, patch_vary_headers, vary};
 
-/// Whether `byte` is a `tchar` of RFC 9110 §5.6.2: a character of a token.
+/// Whether `byte` is a `tchar`, a character of a token: a letter, a digit or one of
+/// ``!#$%&'*+-.^_`|~``.
 pub(crate) fn is_tchar(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
 }
 
-/// Whether `text` is a token (RFC 9110 §5.6.2): one or more `tchar`.
+/// Whether `text` is a token: one or more `tchar`.
 pub(crate) fn is_token(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(is_tchar)
 }
 
-/// Optional whitespace (RFC 9110 §5.6.3) around list items and values.
+/// Optional whitespace (spaces and tabs) around list items and values.
 pub(crate) fn is_ows(c: char) -> bool {
     c == ' ' || c == '\t'
 }
@@ -75,7 +77,7 @@ pub(crate) fn header_value(mut bytes: Vec<u8>) -> HeaderValue {
 
 /// Splits a comma-separated header list into its items, untrimmed, keeping commas inside
 /// double-quoted strings. With `backslash_escapes`, a backslash inside quotes escapes the next
-/// character (the `quoted-string` of RFC 9110 §5.6.4); entity tags have no escapes.
+/// character (as in HTTP's `quoted-string`); entity tags have no escapes.
 ///
 /// A quote left open at the end of `text` is malformed: the text from the start of that item on
 /// is split at every comma instead, so an unbalanced quote cannot hide the items after it.

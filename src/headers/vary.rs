@@ -5,7 +5,7 @@ use http::{HeaderMap, HeaderName};
 
 use super::header_value;
 
-/// What a response's `Vary` header says (RFC 9110 §12.5.5).
+/// What a response's `Vary` header says (RFC 9110).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Vary {
     /// `*`: the response depends on more than request headers, so no stored copy can be reused.

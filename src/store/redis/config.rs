@@ -14,6 +14,11 @@ use crate::store::StoreError;
 /// bound keeps every deadline computed from it inside the clock's range.
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
+/// A command or connect timeout kept between 1 ms and [`MAX_TIMEOUT`].
+fn bounded(timeout: Duration) -> Duration {
+    timeout.clamp(Duration::from_millis(1), MAX_TIMEOUT)
+}
+
 /// How a [`RedisStore`] uses its connections: key prefix, command timeout, circuit breaker.
 ///
 /// [`RedisStore::builder`] sets these through its own methods; build them yourself only for
@@ -71,7 +76,7 @@ impl RedisOptions {
     /// ([`clear`](crate::store::Store::clear), [`RedisStore::delete_pattern`]) get this
     /// bound per page. It is kept between 1 ms and 1 hour.
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
-        self.command_timeout = timeout.clamp(Duration::from_millis(1), MAX_TIMEOUT);
+        self.command_timeout = bounded(timeout);
         self
     }
 
@@ -153,7 +158,7 @@ impl RedisStoreBuilder {
     /// that follow (default 1 s). [`build`](Self::build) fails after this long if Redis cannot
     /// be reached. It is kept between 1 ms and 1 hour.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout.clamp(Duration::from_millis(1), MAX_TIMEOUT);
+        self.connect_timeout = bounded(timeout);
         self
     }
 

@@ -3,9 +3,12 @@
 use std::fmt;
 use std::time::Duration;
 
-use fred::prelude::{Key, Value};
+use fred::prelude::{Expiration, Key, KeysInterface, SetOptions, Value};
 
-use super::{RedisStore, int_reply, lock_millis};
+use super::RedisStore;
+use super::command::fred;
+use super::expiry::lock_millis;
+use super::reply::{int_reply, set_reply};
 use crate::store::{LockToken, StoreError};
 
 /// Deletes the lock only if it still holds this holder's token.
@@ -21,6 +24,31 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0";
+
+impl RedisStore {
+    /// Takes the lock named `key` (in this store's namespace) for `ttl` (at least 1 ms), if no
+    /// one holds it: `Some(lock)` if it is now ours, `None` if someone else has it.
+    ///
+    /// The lock is a key holding a 128-bit token from the operating system's random generator
+    /// ([`LockToken::random`]), set with `SET NX PX`; see [`RedisLock`]. If the generator fails,
+    /// this fails with [`StoreError::Backend`] before sending anything. Lock keys share the
+    /// namespace with cache entries, so name them apart (for example `lock:{key}`).
+    pub async fn lock(&self, key: &str, ttl: Duration) -> Result<Option<RedisLock>, StoreError> {
+        let token = LockToken::random()?;
+        let redis_key = self.key(key);
+        let reply: Value = self
+            .run(fred(self.client().set(
+                redis_key.clone(),
+                token.as_str(),
+                Some(Expiration::PX(lock_millis(ttl))),
+                Some(SetOptions::NX),
+                false,
+            )))
+            .await?;
+        Ok(set_reply(&reply)?
+            .then(|| RedisLock::new(self.clone(), key.to_owned(), redis_key, token)))
+    }
+}
 
 /// A lock acquired with [`RedisStore::lock`]: a key holding a random token, with an expiry.
 ///
