@@ -304,14 +304,14 @@ macro_rules! header_service {
         {
             type Response = Response<ResBody>;
             type Error = S::Error;
-            type Future = ResponseFuture<S::Future>;
+            type Future = HeaderFuture<S::Future>;
 
             fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
                 self.inner.poll_ready(cx)
             }
 
             fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-                ResponseFuture {
+                HeaderFuture {
                     inner: self.inner.call(request),
                     patch: self.patch.clone(),
                 }
@@ -338,14 +338,14 @@ header_service! {
 pin_project! {
     /// The response future of [`CacheControlService`], [`NeverCacheService`] and
     /// [`VaryService`]: the inner service's response with its headers patched.
-    pub struct ResponseFuture<F> {
+    pub struct HeaderFuture<F> {
         #[pin]
         inner: F,
         patch: Patch,
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
+impl<F, B, E> Future for HeaderFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
@@ -359,9 +359,9 @@ where
     }
 }
 
-impl<F> fmt::Debug for ResponseFuture<F> {
+impl<F> fmt::Debug for HeaderFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture")
+        f.debug_struct("HeaderFuture")
             .field("patch", &self.patch)
             .finish_non_exhaustive()
     }

@@ -39,8 +39,8 @@ pub use cache_control::{
 pub use date::{fmt_http_date, parse_http_date, parse_http_date_at};
 pub(crate) use date::{latest_http_date, unix_seconds};
 pub use layer::{
-    CacheControlLayer, CacheControlService, InvalidVaryName, NeverCacheLayer, NeverCacheService,
-    ResponseFuture, VaryLayer, VaryService, cache_control, never_cache, vary_on_cookie,
+    CacheControlLayer, CacheControlService, HeaderFuture, InvalidVaryName, NeverCacheLayer,
+    NeverCacheService, VaryLayer, VaryService, cache_control, never_cache, vary_on_cookie,
     vary_on_headers,
 };
 pub use vary::{Vary, has_vary_header, patch_vary_headers, vary};
