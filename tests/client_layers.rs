@@ -101,7 +101,7 @@ fn at(seconds: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(seconds)
 }
 
-/// Spec B.6: Django's conditional_processing tests, through routes guarded by `condition()`.
+/// Django's conditional_processing tests, through routes guarded by `condition()`.
 mod condition_processing {
     use super::*;
 
@@ -312,8 +312,8 @@ mod condition_processing {
         cases
     }
 
-    /// Every request of B.6: the status, the body, the validators (on GET and HEAD only,
-    /// whatever the outcome) and whether the view ran.
+    /// Every request of Django's conditional_processing tests: the status, the body, the
+    /// validators (on GET and HEAD only, whatever the outcome) and whether the view ran.
     #[tokio::test]
     async fn every_case_through_a_router() {
         let calls = Calls::default();
@@ -358,7 +358,7 @@ mod condition_processing {
         }
     }
 
-    /// B.6 #14: the tag of the route that returns it unquoted is the quoted one.
+    /// The tag of the route that returns it unquoted is the quoted one.
     #[tokio::test]
     async fn unquoted_etags_are_quoted() {
         let app = app(&Calls::default());
@@ -368,7 +368,7 @@ mod condition_processing {
         assert_eq!(unquoted.header("etag"), quoted.header("etag"));
     }
 
-    /// A.13's verified results with `condition(etag="abc")`, and a handler's own validators.
+    /// The results Django gives with `condition(etag="abc")`, and a handler's own validators.
     #[tokio::test]
     async fn decorator_results() {
         let calls = Calls::default();
@@ -401,7 +401,7 @@ mod condition_processing {
         assert_eq!(calls.count(), 2);
     }
 
-    /// B.6's decorator test: a GET without conditions gets both validators, the date in whole
+    /// Django's decorator test: a GET without conditions gets both validators, the date in whole
     /// seconds; a handler's own validators are kept.
     #[tokio::test]
     async fn validators_are_set_unless_the_handler_set_its_own() {
@@ -544,8 +544,8 @@ impl http_body::Body for Chunks {
     }
 }
 
-/// Spec B.7: Django's ConditionalGetMiddleware tests, with the C.21 fixes (HEAD gets the tag and
-/// 304s) and SHA-256 instead of MD5.
+/// Django's ConditionalGetMiddleware tests, with HEAD fixed (it gets the tag and 304s, where
+/// Django gives it neither) and SHA-256 instead of MD5.
 mod conditional_get {
     use super::*;
 
@@ -800,8 +800,8 @@ mod conditional_get {
         assert_eq!(calls.count(), 3);
     }
 
-    /// B.7 #22 with C.21 fixed: HEAD gets the tag a GET would (the hash of the body the handler
-    /// produced, which axum drops after the layer), and a 304.
+    /// Django's HEAD case, fixed: where Django sets no tag, HEAD gets the tag a GET would (the
+    /// hash of the body the handler produced, which axum drops after the layer), and a 304.
     #[tokio::test]
     async fn b7_22_head_gets_the_get_etag_and_304() {
         let calls = Calls::default();
@@ -831,8 +831,9 @@ mod conditional_get {
         app(&Calls::default(), || ok(&[("last-modified", IMS)]))
     }
 
-    /// ETagGZipMiddlewareTest #3, with the compression simulated by a handler that sends the weak
-    /// tag a compressor would: the weak tag sent back still matches (weak comparison).
+    /// Django's ETagGZipMiddlewareTest case of a tag sent back after compression, with the
+    /// compression simulated by a handler that sends the weak tag a compressor would: the weak
+    /// tag sent back still matches (weak comparison).
     #[tokio::test]
     async fn weak_etags_from_compression_still_match() {
         for inm in [r#"W/"eggs""#, r#""eggs""#] {
@@ -998,8 +999,8 @@ mod bodies {
     }
 }
 
-/// Spec B.8: Django's decorator tests for the header layers, and A.10's Vary cases through the
-/// layer.
+/// Django's decorator tests for the header layers, and its `patch_vary_headers` cases through
+/// the layer.
 mod decorators {
     use super::*;
 
@@ -1166,8 +1167,8 @@ mod decorators {
         assert_eq!(reply.header("vary"), Some("Cookie"));
     }
 
-    /// A.10's examples, through the layer, with C.19 fixed (a name repeated in one call is added
-    /// once).
+    /// Django's `patch_vary_headers` cases, through the layer, with one fix: a name repeated in
+    /// one call is added once.
     #[tokio::test]
     async fn vary_patches_the_handlers_vary() {
         let cases: [(Option<&'static str>, &[&str], &str); 8] = [
@@ -1253,8 +1254,7 @@ mod decorators {
 }
 
 /// Where the layers go relative to the response cache (the order the headers chapter gives),
-/// and every layer on every
-/// kind of service.
+/// and every layer on every kind of service.
 mod placement {
     use super::*;
     use axum::routing::Route;

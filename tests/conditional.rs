@@ -31,7 +31,7 @@ fn headers(pairs: &[(HeaderName, &str)]) -> HeaderMap {
     headers
 }
 
-/// B.6's fixtures.
+/// The fixtures of Django's conditional_processing tests.
 const ETAG_VALUE: &str = r#""b4246ffc4f62314ca13147c9d4f76974""#;
 const WEAK_ETAG: &str = r#"W/"b4246ffc4f62314ca13147c9d4f76974""#;
 const EXPIRED_ETAG: &str = r#""7fae4cd4b0f81e7d2914700043aa8ed6""#;
@@ -40,7 +40,7 @@ const NEWER: &str = "Mon, 18 Oct 2010 16:56:23 GMT";
 const INVALID: &str = "Mon, 32 Oct 2010 16:56:23 GMT";
 const OLDER: &str = "Sat, 20 Oct 2007 23:21:47 GMT";
 
-/// The current validators of one of B.6's routes.
+/// The current validators of one of the routes of Django's conditional_processing tests.
 #[derive(Clone, Copy, Debug)]
 enum Route {
     /// `/condition/`: ETag and Last-Modified.
@@ -86,7 +86,7 @@ fn evaluate(method: &Method, route: Route, request: &[(HeaderName, &str)]) -> Pr
     )
 }
 
-/// One row of B.6: name, method, route, request headers, expected outcome.
+/// One case: name, method, route, request headers, expected outcome.
 type Case<'a> = (
     &'a str,
     &'a Method,
@@ -95,8 +95,8 @@ type Case<'a> = (
     Precondition,
 );
 
-/// B.6, every request of Django's conditional_processing tests (and the decorator results of
-/// A.13), as (method, route, request headers) → outcome. "Full" there is `Proceed` here.
+/// Every request of Django's conditional_processing tests, with the routes' decorator variants,
+/// as (method, route, request headers) → outcome. "Full" there is `Proceed` here.
 #[test]
 fn conditional_processing_cases() {
     let get = Method::GET;
@@ -186,7 +186,7 @@ fn conditional_processing_cases() {
     }
 }
 
-/// A.13's verified decorator results, with `condition(etag="abc")`.
+/// The results Django's decorator gives with `condition(etag="abc")`.
 #[test]
 fn condition_decorator_cases() {
     let abc = EntityTag::quote("abc");
@@ -203,7 +203,7 @@ fn condition_decorator_cases() {
     assert_eq!(evaluate(Method::POST, &[(IF_NONE_MATCH, r#""zzz""#)]), FULL);
 }
 
-/// B.6 #14: quoting an unquoted tag gives the route's quoted one.
+/// Quoting the tag a route returns unquoted gives the quoted route's tag.
 #[test]
 fn unquoted_etags_are_quoted() {
     assert_eq!(Route::UnquotedEtag.etag(), Route::Etag.etag());
@@ -213,7 +213,7 @@ fn unquoted_etags_are_quoted() {
     );
 }
 
-/// B.7's ConditionalGetMiddleware cases that are evaluations: a response's ETag and
+/// Django's ConditionalGetMiddleware cases that are evaluations: a response's ETag and
 /// Last-Modified against the request.
 #[test]
 fn conditional_get_evaluations() {
@@ -222,26 +222,26 @@ fn conditional_get_evaluations() {
         let last_modified = lm.map(|lm| parse_http_date(lm).unwrap());
         evaluate_preconditions(&Method::GET, &headers(request), etag, last_modified)
     };
-    // 7, 10: an unquoted If-None-Match is no condition.
+    // An unquoted If-None-Match is no condition.
     let computed = EntityTag::quote("31a17fbf85aaca78fa5e019fdbc432df");
     assert_eq!(
         eval(&[(IF_NONE_MATCH, "spam")], Some(&computed), None),
         FULL
     );
-    // 9
+    // A quoted If-None-Match that matches the response's tag.
     assert_eq!(
         eval(&[(IF_NONE_MATCH, r#""spam""#)], spam.as_ref(), None),
         NM
     );
-    // 13: If-Modified-Since without Last-Modified.
+    // If-Modified-Since without Last-Modified.
     let ims = "Sat, 12 Feb 2011 17:38:44 GMT";
     assert_eq!(
         eval(&[(IF_MODIFIED_SINCE, ims)], Some(&computed), None),
         FULL
     );
-    // 14
+    // Last-Modified without If-Modified-Since.
     assert_eq!(eval(&[], None, Some(ims)), FULL);
-    // 15, 16, 17
+    // Last-Modified equal to, before and after If-Modified-Since.
     assert_eq!(eval(&[(IF_MODIFIED_SINCE, ims)], None, Some(ims)), NM);
     let earlier = "Sat, 12 Feb 2011 17:35:44 GMT";
     assert_eq!(eval(&[(IF_MODIFIED_SINCE, ims)], None, Some(earlier)), NM);
@@ -249,7 +249,7 @@ fn conditional_get_evaluations() {
     assert_eq!(eval(&[(IF_MODIFIED_SINCE, ims)], None, Some(later)), FULL);
 }
 
-/// B.7 #20: the headers a 304 keeps.
+/// The headers a 304 keeps: the ones Django's ConditionalGetMiddleware keeps.
 #[test]
 fn not_modified_keeps_djangos_header_set() {
     let original = headers(&[
@@ -292,7 +292,7 @@ fn not_modified_keeps_djangos_header_set() {
     assert_eq!(kept.len(), 9);
 }
 
-/// B.9 and A.12: `parse_etags`.
+/// Django's `parse_etags` cases, through `parse_etag_list`.
 #[test]
 fn etag_lists() {
     let list = |value: &str| parse_etag_list(&headers(&[(IF_NONE_MATCH, value)]), IF_NONE_MATCH);
@@ -314,7 +314,7 @@ fn etag_lists() {
     assert_eq!(parse_etag_list(&HeaderMap::new(), IF_NONE_MATCH), None);
 }
 
-/// B.9: `quote_etag`.
+/// Django's `quote_etag` cases, through `EntityTag::quote`.
 #[test]
 fn quoting() {
     assert_eq!(EntityTag::quote("etag").to_string(), r#""etag""#);

@@ -68,8 +68,8 @@ mod patch_vary {
         text(&headers, VARY).to_owned()
     }
 
-    /// B.1 U1: Django's eleven cases, plus the repeated-name case that C.19 fixes and `*` written
-    /// with whitespace.
+    /// `patch_vary_headers` on Django's eleven cases, plus a name repeated in one call and `*`
+    /// written with whitespace, which Django gets wrong.
     #[test]
     fn django_cases() {
         let cases: &[(Option<&str>, &[&str], &str)] = &[
@@ -116,9 +116,9 @@ mod patch_vary {
             ),
             (Some("*"), &["Accept-Language", "Cookie"], "*"),
             (Some("Accept-Language, Cookie"), &["*"], "*"),
-            // C.19: Django gives `Accept, accept`.
+            // Django would give `Accept, accept`: a name repeated in one call is added once.
             (None, &["Accept", "accept"], "Accept"),
-            // C.19: Django keeps ` * ` as a literal entry.
+            // Django would keep ` * ` as a literal entry: `*` with whitespace is still `*`.
             (Some("Cookie, * "), &["Accept"], "*"),
             (Some("Cookie"), &[" * "], "*"),
         ];
@@ -131,7 +131,8 @@ mod patch_vary {
         }
     }
 
-    /// B.8: `vary_on_headers("Header", "Another-header")` and `vary_on_cookie`.
+    /// Django's decorator tests of `vary_on_headers("Header", "Another-header")` and
+    /// `vary_on_cookie`.
     #[test]
     fn vary_on_headers_and_vary_on_cookie() {
         assert_eq!(
@@ -157,7 +158,7 @@ mod patch_vary {
     }
 }
 
-/// B.1 U8: `has_vary_header`.
+/// `has_vary_header`, on Django's cases.
 #[test]
 fn has_vary_header_cases() {
     let cases = [
@@ -198,7 +199,8 @@ mod patch_cache_control {
         CacheControl::new()
     }
 
-    /// B.1 U7, compared as sets like Django, and as the exact (deterministic) output.
+    /// `patch_cache_control` on Django's cases, compared as sets like Django, and as the exact
+    /// (deterministic) output.
     #[test]
     fn django_cases() {
         let cases: Vec<(Option<&str>, CacheControl, &[&str], &str)> = vec![
@@ -273,7 +275,7 @@ mod patch_cache_control {
                 &["must-revalidate", "max-age=60", "public"],
                 "must-revalidate, max-age=60, public",
             ),
-            // A.8's examples: the smaller max-age wins; names are lower-cased.
+            // The smaller max-age wins, and directive names are lower-cased.
             (
                 Some("max-age=60"),
                 new().with_max_age(secs(30)),
@@ -304,7 +306,7 @@ mod patch_cache_control {
         }
     }
 
-    /// C.18: no-cache field names come out in first-seen order, the same every time.
+    /// No-cache field names come out in first-seen order, the same every time.
     #[test]
     fn output_order_is_deterministic() {
         let directives = new()
@@ -321,14 +323,14 @@ mod patch_cache_control {
         }
     }
 
-    /// B.8: `cache_control()` writes an empty header.
+    /// As in Django's decorator tests, `cache_control()` writes an empty header.
     #[test]
     fn no_directives_write_an_empty_header() {
         assert_eq!(patched(None, &new()), "");
     }
 
-    /// B.8: `cache_control(max_age=123, private=True, public=True, custom=456)` keeps both
-    /// `private` and `public`.
+    /// As in Django's decorator tests, `cache_control(max_age=123, private=True, public=True,
+    /// custom=456)` keeps both `private` and `public`.
     #[test]
     fn private_and_public_in_one_patch_are_both_kept() {
         let directives = new()
@@ -346,7 +348,7 @@ mod patch_cache_control {
         assert_eq!(output, "max-age=123, private, public, custom=456");
     }
 
-    /// C.10: a malformed current max-age does not crash and counts as absent.
+    /// A malformed current max-age does not crash, where Django's would, and counts as absent.
     #[test]
     fn malformed_max_age_is_treated_as_absent() {
         let directives = new().with_max_age(secs(300));
@@ -358,7 +360,8 @@ mod patch_cache_control {
         assert_eq!(CacheControl::parse("max-age=abc").max_age(), None);
     }
 
-    /// C.9 and C.1 (CVE-2026-8404): directives are parsed whole and case-insensitively.
+    /// Directives are parsed whole and case-insensitively, never matched as substrings
+    /// (CVE-2026-8404).
     #[test]
     fn directives_are_parsed_not_substring_matched() {
         let cc = CacheControl::parse("community=unprivate, x-public-ish");
@@ -374,7 +377,8 @@ mod patch_cache_control {
     }
 }
 
-/// B.8 `never_cache` at t=1167616461, and A.7's `patch_response_headers` example.
+/// `never_cache` at t=1167616461, as in Django's decorator tests, and `patch_response_headers`
+/// as `cache_page` applies it.
 mod response_headers {
     use super::*;
 

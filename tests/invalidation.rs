@@ -1,5 +1,5 @@
-//! Fragments (Django's `{% cache %}`), tags, pattern deletes and versioned keys, on the memory store and on
-//! a real Redis; template fragments through MiniJinja.
+//! Fragments (Django's `{% cache %}`), tags, pattern deletes and versioned keys, on the memory
+//! store and on a real Redis; template fragments through MiniJinja.
 
 mod support;
 

@@ -220,7 +220,7 @@ mod hits_and_misses {
 
     #[tokio::test]
     async fn prefixes_separate_entries_and_timeouts_do_not() {
-        // Django M4.
+        // As in Django: a key prefix gives a separate entry, a different timeout does not.
         let cache = Cache::new(MemoryStore::new());
         let origin = Origin::default();
         let app = |layer: CacheLayer| {
@@ -332,7 +332,7 @@ mod head {
 
     #[tokio::test]
     async fn head_is_answered_from_the_get_entry() {
-        // Django H2: GET then HEAD is one call, with the GET's headers and no body.
+        // As in Django, GET then HEAD is one call, with the GET's headers and no body.
         for (kind, cache) in caches() {
             let origin = Origin::default();
             let app = site(&cache, &origin, &[("x-custom", "1")]);
@@ -348,8 +348,8 @@ mod head {
 
     #[tokio::test]
     async fn a_head_miss_stores_for_head_only() {
-        // Django H1 and C.14: HEAD then HEAD is one call; HEAD then GET is two, and the GET
-        // never gets the empty HEAD body.
+        // As in Django, HEAD then HEAD is one call; HEAD then GET is two, and the GET never gets
+        // the empty HEAD body.
         for (kind, cache) in caches() {
             let origin = Origin::default();
             let app = site(&cache, &origin, &[]);
@@ -380,7 +380,7 @@ mod storability {
 
     #[tokio::test]
     async fn private_no_cache_and_no_store_are_never_stored() {
-        // Django M7, matched case-insensitively (CVE-2026-8404).
+        // As in Django, matched case-insensitively (CVE-2026-8404).
         for value in [
             "private",
             "no-cache",
@@ -401,7 +401,8 @@ mod storability {
 
     #[tokio::test]
     async fn directives_are_parsed_not_substring_matched() {
-        // C.9: an extension containing "private" does not block storage.
+        // An extension whose value contains "private" does not block storage: directives are
+        // matched whole.
         let (calls, second) = calls_for(&[("cache-control", "community=\"unprivate\"")]).await;
         assert_eq!(calls, 1);
         assert_eq!(second.cache, Some(CacheStatus::Hit));
@@ -409,7 +410,8 @@ mod storability {
 
     #[tokio::test]
     async fn vary_star_is_never_stored() {
-        // Django M8 and CVE-2026-6907 / CVE-2026-48587.
+        // As in Django, a response with `Vary: *` is never stored; here `*` is found however it
+        // is spaced (CVE-2026-6907 / CVE-2026-48587).
         for value in ["*", " * ", "Cookie, * , Pony"] {
             let (calls, second) = calls_for(&[("vary", value)]).await;
             assert_eq!(calls, 2, "{value:?}");
@@ -419,7 +421,7 @@ mod storability {
 
     #[tokio::test]
     async fn set_cookie_is_not_stored_unless_allowed() {
-        // C.5: Django would replay the cookie to everyone.
+        // Not stored by default: Django would replay the cookie to everyone.
         let (calls, second) = calls_for(&[("set-cookie", "foo=bar")]).await;
         assert_eq!(calls, 2);
         assert_eq!(second.cache, Some(CacheStatus::Miss(NotStored::SetCookie)));
@@ -442,7 +444,7 @@ mod storability {
         let cookies: Vec<_> = hit.headers.get_all("set-cookie").iter().collect();
         assert_eq!(cookies, ["foo=bar", "baz=1"]);
 
-        // ...but never with Vary: Cookie (Django M12, M13; CVE-2026-48588).
+        // ...but never with Vary: Cookie, as in Django (CVE-2026-48588).
         let cache = Cache::new(MemoryStore::new());
         let origin = Origin::default();
         let app = Router::new()
@@ -486,7 +488,7 @@ mod storability {
         );
         assert_eq!(second.header("cache-control"), None);
 
-        // C.11: an allow-list.
+        // `statuses` is an allow-list: a listed 404 is stored.
         let origin = Origin::default();
         let app = Router::new().route("/gone", not_found(&origin)).layer(
             CacheLayer::new(cache)
@@ -537,7 +539,7 @@ mod storability {
 
     #[tokio::test]
     async fn a_304_from_the_view_gets_headers_but_is_not_stored() {
-        // Django M14.
+        // As in Django, a 304 from the view gets the cache headers but is never stored.
         let cache = Cache::new(MemoryStore::new());
         let origin = Origin::default();
         let counter = origin.clone();
@@ -576,7 +578,7 @@ mod storability {
 
     #[tokio::test]
     async fn a_malformed_max_age_never_crashes() {
-        // C.10: treated as absent, so the layer's timeout applies.
+        // A malformed max-age is treated as absent, so the layer's timeout applies.
         let (calls, second) = calls_for(&[("cache-control", "max-age=abc")]).await;
         assert_eq!(calls, 1);
         assert_eq!(second.status, StatusCode::OK);
@@ -624,7 +626,8 @@ mod timeouts {
 
     #[tokio::test(start_paused = true)]
     async fn expires_max_age_and_age_follow_the_stored_time() {
-        // Django M16.
+        // A hit keeps the Expires and max-age the page was stored with, as in Django, and `Age`
+        // counts from when it was stored.
         let clock = Clock::at(T0);
         let cache = Cache::new(MemoryStore::new());
         let origin = Origin::default();
@@ -657,7 +660,8 @@ mod timeouts {
 
     #[tokio::test(start_paused = true)]
     async fn the_page_timeout_beats_max_age_and_age_stays_honest() {
-        // Django M6 and C.8.
+        // As in Django, the page timeout decides how long the page is kept; unlike Django's,
+        // `Expires` agrees with the max-age clients are told, and `Age` gives the real age.
         let clock = Clock::at(T0);
         let cache = Cache::new(MemoryStore::new());
         let app = |origin: &Origin,
@@ -696,7 +700,7 @@ mod timeouts {
 
     #[tokio::test(start_paused = true)]
     async fn the_view_decorator_matrix() {
-        // Django M5: two caches, prefixes, and expiry.
+        // Django's view-decorator matrix: two caches, prefixes, and expiry.
         let clock = Clock::at(T0);
         let default = Cache::new(MemoryStore::new());
         let other = Cache::new(MemoryStore::new());
@@ -742,7 +746,7 @@ mod timeouts {
 
     #[tokio::test(start_paused = true)]
     async fn the_site_layer_defaults_to_600_seconds() {
-        // Django M1/M2: CACHE_MIDDLEWARE_SECONDS for responses that give no max-age.
+        // Django's default CACHE_MIDDLEWARE_SECONDS, 600, for responses that give no max-age.
         let clock = Clock::at(T0);
         let cache = Cache::new(MemoryStore::new());
         let origin = Origin::default();
@@ -837,7 +841,7 @@ mod vary {
 
     #[tokio::test]
     async fn absent_and_empty_headers_are_different_variants() {
-        // Django U6, CVE-2026-113593.
+        // An absent header and an empty one key differently (CVE-2026-113593).
         for (kind, cache) in caches() {
             let origin = Origin::default();
             let app = echo(&cache, &origin, "Pony", "pony");
@@ -851,7 +855,7 @@ mod vary {
 
     #[tokio::test]
     async fn shifted_values_never_share_an_entry() {
-        // C.2: (X-A: ab, X-B: c) and (X-A: a, X-B: bc) collide in Django.
+        // Django would give (X-A: ab, X-B: c) and (X-A: a, X-B: bc) the same key.
         for (kind, cache) in caches() {
             let origin = Origin::default();
             let counter = origin.clone();
@@ -883,7 +887,7 @@ mod vary {
 
     #[tokio::test]
     async fn a_url_that_only_sometimes_varies_keeps_users_apart() {
-        // C.3: anonymous responses have no Vary, logged-in ones vary on Cookie. Django's last
+        // Anonymous responses have no Vary, logged-in ones vary on Cookie. Django's last
         // writer wins; here the variant list grows and each entry checks what it was stored for.
         for (kind, cache) in caches() {
             let origin = Origin::default();
@@ -977,7 +981,8 @@ mod vary {
 
     #[tokio::test]
     async fn authorization_adds_vary_unless_public() {
-        // Django M9, M10, M11.
+        // A request with Authorization gets `Vary: Authorization`, unless the header is empty or
+        // the response is public.
         let cache = Cache::new(MemoryStore::new());
         let origin = Origin::default();
         let app = site(&cache, &origin, &[]);
@@ -1098,7 +1103,7 @@ mod vary {
 
     #[tokio::test]
     async fn ignored_query_parameters_share_an_entry() {
-        // C.12.
+        // Requests that differ only in ignored parameters, in any order, share one entry.
         let cache = Cache::new(MemoryStore::new());
         let origin = Origin::default();
         let app = Router::new()
@@ -1127,7 +1132,7 @@ mod conditional {
 
     #[tokio::test]
     async fn hits_answer_if_none_match_and_if_modified_since() {
-        // C.7: Django ignores the request's validators on hits.
+        // Hits answer If-None-Match and If-Modified-Since; Django ignores them on hits.
         for (kind, cache) in caches() {
             let origin = Origin::default();
             let app = site(
@@ -1178,10 +1183,10 @@ mod conditional {
         }
     }
 
-    /// `If-Match` and `If-Unmodified-Since` do not apply to a cache (HTTP leaves them to the origin): such
-    /// requests go to the origin, which alone decides between 200 and 412, and the stored page
-    /// is left as it is. (Evaluated on a hit, `If-Unmodified-Since` against a page without
-    /// `Last-Modified` answered 412 where the origin answers 200.)
+    /// `If-Match` and `If-Unmodified-Since` do not apply to a cache (HTTP leaves them to the
+    /// origin): such requests go to the origin, which alone decides between 200 and 412, and the
+    /// stored page is left as it is. (Evaluated on a hit, `If-Unmodified-Since` against a page
+    /// without `Last-Modified` answered 412 where the origin answers 200.)
     #[tokio::test]
     async fn if_match_and_if_unmodified_since_go_to_the_origin() {
         for (kind, cache) in caches() {
@@ -1801,7 +1806,7 @@ mod placement {
 
     #[tokio::test]
     async fn split_layers_see_vary_added_between_them() {
-        // C.4: the update half stores the final response, with middleware's Vary: Cookie.
+        // The update half stores the final response, with middleware's Vary: Cookie.
         let cache = Cache::new(MemoryStore::new());
         let origin = Origin::default();
         let (update, fetch) = CacheLayer::new(cache).split();
