@@ -803,7 +803,7 @@ mod conditional_get {
     /// Django's HEAD case, fixed: where Django sets no tag, HEAD gets the tag a GET would (the
     /// hash of the body the handler produced, which axum drops after the layer), and a 304.
     #[tokio::test]
-    async fn b7_22_head_gets_the_get_etag_and_304() {
+    async fn head_gets_the_get_etag_and_304() {
         let calls = Calls::default();
         let app = app(&calls, || ok(&[]));
         let head = send(&app, request(Method::HEAD, "/", &[])).await;

@@ -32,7 +32,7 @@ impl Cache {
     ///
     /// A result that cannot be stored (the store is down) is still returned, and the failure is
     /// logged and counted in [`store_errors`](Cache::store_errors). A failed read is an error
-    /// unless [`ignore_errors`](CacheBuilder::ignore_errors) is set, in which case it is a miss.
+    /// unless [`ignore_errors`](crate::CacheBuilder::ignore_errors) is set, in which case it is a miss.
     ///
     /// ```
     /// # use axum_cache::{Cache, Timeout, store::MemoryStore};
@@ -220,7 +220,7 @@ impl Cache {
     }
 
     /// How many times [`get_or_set`](Cache::get_or_set) waited for another process's lock (see
-    /// [`lock_across_processes`](CacheBuilder::lock_across_processes)).
+    /// [`lock_across_processes`](crate::CacheBuilder::lock_across_processes)).
     pub fn lock_waits(&self) -> u64 {
         self.shared.lock_waits.load(Ordering::Relaxed)
     }

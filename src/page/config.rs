@@ -73,7 +73,7 @@ pub(super) struct Counters {
     pub(super) refreshes: AtomicU64,
 }
 
-/// Counts of what a response cache's stampede protection did, from [`CacheLayer::stats`].
+/// Counts of what a response cache's stampede protection did, from [`CacheLayer::stats`](super::CacheLayer::stats).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct PageStats {
@@ -86,10 +86,10 @@ pub struct PageStats {
     /// Background refreshes started (stale-while-revalidate and early refresh).
     pub refreshes: u64,
     /// Background work (remote writes, refreshes) skipped because as many tasks as
-    /// [`max_background_tasks`](CacheLayer::max_background_tasks) allows were running.
+    /// [`max_background_tasks`](super::CacheLayer::max_background_tasks) allows were running.
     pub background_skipped: u64,
     /// Background work stopped at its deadline
-    /// ([`background_timeout`](CacheLayer::background_timeout)).
+    /// ([`background_timeout`](super::CacheLayer::background_timeout)).
     pub background_timed_out: u64,
 }
 impl Config {

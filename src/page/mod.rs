@@ -137,7 +137,7 @@ pub(crate) enum Verdict {
 pub const CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
 
 /// Tags for a response, set by a handler in the response's extensions, so that
-/// [`Cache::invalidate_tag`] removes the page with everything else that carries the tag.
+/// [`Cache::invalidate_tag`](crate::Cache::invalidate_tag) removes the page with everything else that carries the tag.
 ///
 /// ```
 /// use axum::{Extension, routing::get, Router};
