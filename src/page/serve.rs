@@ -45,7 +45,7 @@ pin_project! {
         Inner {
             #[pin]
             future: F,
-            then: Option<Verdict>,
+            verdict: Option<Verdict>,
             config: Arc<Config>,
         },
         // Anything that has to wait: a remote store, another request, a lock.
@@ -69,11 +69,11 @@ where
                 .map_or(Poll::Pending, |response| Poll::Ready(Ok(response))),
             StateProj::Inner {
                 future,
-                then,
+                verdict,
                 config,
             } => Poll::Ready(match ready!(future.poll(cx)) {
-                Ok(response) => Ok(config.apply(then.take(), response)),
-                Err(error) => config.recover(then.take()).ok_or(error),
+                Ok(response) => Ok(config.apply(verdict.take(), response)),
+                Err(error) => config.recover(verdict.take()).ok_or(error),
             }),
             StateProj::Boxed { future } => future.as_mut().poll(cx),
         }
@@ -172,12 +172,12 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let (config, inner, part) = (&self.config, &mut self.inner, self.part);
         let (mut parts, body) = request.into_parts();
-        let origin = |inner: &mut S, then: Verdict, mut parts: Parts, body: ReqBody| {
-            let then = part.deliver(then, &mut parts.extensions);
+        let origin = |inner: &mut S, verdict: Verdict, mut parts: Parts, body: ReqBody| {
+            let verdict = part.deliver(verdict, &mut parts.extensions);
             CacheFuture {
                 state: State::Inner {
                     future: inner.call(Request::from_parts(parts, body)),
-                    then: Some(then),
+                    verdict: Some(verdict),
                     config: Arc::clone(config),
                 },
             }
@@ -214,18 +214,18 @@ where
         let mut inner = std::mem::replace(inner, clone);
         let config = Arc::clone(config);
         let future: BoxedResponse<ResBody, S::Error> = Box::pin(async move {
-            let then = match settle(&config, &mut parts, first_wait, part).await {
+            let verdict = match settle(&config, &mut parts, first_wait, part).await {
                 Settled::Answer(response) => return Ok(response),
                 Settled::Refresh(response, pending) => {
                     refresh(&config, inner, parts, body, pending);
                     return Ok(response);
                 }
-                Settled::Ask(then) => part.deliver(then, &mut parts.extensions),
+                Settled::Ask(verdict) => part.deliver(verdict, &mut parts.extensions),
             };
             // Readiness was reached for this call before the service was moved here.
             match inner.call(Request::from_parts(parts, body)).await {
-                Ok(response) => Ok(config.apply(Some(then), response)),
-                Err(error) => config.recover(Some(then)).ok_or(error),
+                Ok(response) => Ok(config.apply(Some(verdict), response)),
+                Err(error) => config.recover(Some(verdict)).ok_or(error),
             }
         });
         CacheFuture {

@@ -172,13 +172,13 @@ where
         let this = self.project();
         let result = ready!(this.future.poll(cx));
         // No verdict means the fetch half answered (a hit) or did not run: pass through.
-        let then = match this.verdict {
+        let verdict = match this.verdict {
             Source::Handoff(handoff) => handoff.take(),
             Source::Known(verdict) => verdict.take(),
         };
         Poll::Ready(match result {
-            Ok(response) => Ok(this.config.apply(then, response)),
-            Err(error) => this.config.recover(then).ok_or(error),
+            Ok(response) => Ok(this.config.apply(verdict, response)),
+            Err(error) => this.config.recover(verdict).ok_or(error),
         })
     }
 }

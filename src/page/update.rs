@@ -31,10 +31,10 @@ impl Config {
     /// Applies the update step's verdict to the inner service's response.
     pub(crate) fn apply<B: Body>(
         self: &Arc<Config>,
-        then: Option<Verdict>,
+        verdict: Option<Verdict>,
         response: Response<B>,
     ) -> Response<CacheBody<B>> {
-        match then {
+        match verdict {
             Some(Verdict::Finish(pending)) => match pending.stale_instead(&response) {
                 Some(entry) => self.stale_if_error(entry, &pending, Some(response.status())),
                 None => self.finish(pending, response),
@@ -84,8 +84,8 @@ impl Config {
     }
 
     /// The stale response to send instead of the inner service's error, if there is one.
-    pub(crate) fn recover<B>(&self, then: Option<Verdict>) -> Option<Response<CacheBody<B>>> {
-        match then {
+    pub(crate) fn recover<B>(&self, verdict: Option<Verdict>) -> Option<Response<CacheBody<B>>> {
+        match verdict {
             Some(Verdict::Finish(pending)) => {
                 let entry = Arc::clone(pending.stale.as_ref()?);
                 Some(self.stale_if_error(entry, &pending, None))
