@@ -55,10 +55,9 @@ pub(crate) struct ShortHash<'a>(pub(crate) &'a str);
 impl fmt::Display for ShortHash<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let digest = Sha256::digest(self.0.as_bytes());
-        for byte in digest.iter().take(8) {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        let mut hex = String::with_capacity(16);
+        push_hex(&mut hex, digest.get(..8).unwrap_or_default());
+        f.write_str(&hex)
     }
 }
 
