@@ -29,6 +29,7 @@ use crate::store::{Store, StoreError, Ttl};
 use crate::{Error, Timeout};
 
 pub use builder::CacheBuilder;
+#[cfg(feature = "minijinja")]
 pub(crate) use compute::Patience;
 pub use fragment::VaryOn;
 
