@@ -55,6 +55,8 @@
 //!   pages, early refresh and jitter.
 //! - [Fragments and invalidation](docs::invalidation): fragments, tags, pattern deletes,
 //!   versioned keys, template blocks.
+//! - [Counting what the caches do](docs::metrics): `PageStats`, `CacheStats`, and the
+//!   `metrics` feature's counters.
 //! - [Client-side caching](docs::headers): the `Cache-Control`, `Vary` and conditional-request
 //!   layers, where they go relative to the response cache, and the header functions under them.
 //!
@@ -67,6 +69,7 @@
 //! | `redis` | `store::RedisStore`: Redis (standalone, Cluster, Sentinel) through `fred` |
 //! | `redis-tls` | `rediss://` URLs: TLS to Redis through rustls, with your own authorities and client certificates if needed |
 //! | `minijinja` | `template`: the `{% call cache(…) %}` fragment block for MiniJinja templates |
+//! | `metrics` | the caches' counts recorded through the `metrics` facade, for any exporter ([chapter](docs::metrics)) |
 //!
 //! The default build needs no server. Without axum (any other Tower stack), turn the default
 //! features off.
@@ -105,7 +108,7 @@ pub mod template;
 mod timeout;
 mod util;
 
-pub use cache::{Cache, CacheBuilder, DEFAULT_TIMEOUT, VaryOn};
+pub use cache::{Cache, CacheBuilder, CacheStats, DEFAULT_TIMEOUT, VaryOn};
 pub use caches::{Caches, CachesBuilder, DEFAULT_CACHE};
 pub use conditional::{ConditionLayer, ConditionalGetLayer, condition};
 pub use error::Error;
@@ -135,4 +138,6 @@ pub mod docs {
     pub mod stampede {}
     #[doc = include_str!("docs/invalidation.md")]
     pub mod invalidation {}
+    #[doc = include_str!("docs/metrics.md")]
+    pub mod metrics {}
 }

@@ -145,6 +145,8 @@ impl CacheBuilder {
                 ignore_errors: self.ignore_errors,
                 digester: self.digester,
                 store_errors: AtomicU64::new(0),
+                hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
                 flights: Arc::default(),
                 coalesced: AtomicU64::new(0),
                 lock_waits: AtomicU64::new(0),

@@ -62,6 +62,8 @@ impl Cache {
         error: &StoreError,
     ) {
         self.shared.store_errors.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::counter!("axum_cache_store_errors_total", "operation" => operation).increment(1);
         crate::log::store_failure(operation, path, key, error);
     }
 

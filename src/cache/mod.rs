@@ -83,6 +83,8 @@ struct Shared {
     ignore_errors: bool,
     digester: Digester,
     store_errors: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
     flights: Arc<Flights<Bytes>>,
     coalesced: AtomicU64,
     lock_waits: AtomicU64,
@@ -228,12 +230,75 @@ impl Cache {
         &self,
         store_key: &str,
     ) -> Result<Option<T>, Error> {
-        match self.shared.store.get(store_key).await {
-            Ok(Some(bytes)) => Ok(self.decode_live(store_key, &bytes).await),
-            Ok(None) => Ok(None),
-            Err(error) => self.tolerate("get", store_key, error, None),
+        let value = match self.shared.store.get(store_key).await {
+            Ok(Some(bytes)) => self.decode_live(store_key, &bytes).await,
+            Ok(None) => None,
+            Err(error) => return self.tolerate("get", store_key, error, None),
+        };
+        self.count_read(value.is_some());
+        Ok(value)
+    }
+
+    /// Counts a read that found a live value (`true`) or not.
+    pub(super) fn count_read(&self, hit: bool) {
+        let counter = if hit {
+            &self.shared.hits
+        } else {
+            &self.shared.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::counter!(
+            "axum_cache_value_reads_total",
+            "result" => if hit { "hit" } else { "miss" },
+        )
+        .increment(1);
+    }
+
+    /// What this cache (and every handle sharing its store and settings) has done so far.
+    ///
+    /// ```
+    /// # use axum_cache::{Cache, Timeout, store::MemoryStore};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), axum_cache::Error> {
+    /// let cache = Cache::new(MemoryStore::new());
+    /// cache.set("k", &1, Timeout::Default).await?;
+    /// cache.get::<u32>("k").await?;
+    /// cache.get::<u32>("missing").await?;
+    /// let stats = cache.stats();
+    /// assert_eq!((stats.hits, stats.misses), (1, 1));
+    /// # Ok(()) }
+    /// ```
+    pub fn stats(&self) -> CacheStats {
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        CacheStats {
+            hits: read(&self.shared.hits),
+            misses: read(&self.shared.misses),
+            coalesced: read(&self.shared.coalesced),
+            lock_waits: read(&self.shared.lock_waits),
+            store_errors: read(&self.shared.store_errors),
         }
     }
+}
+
+/// What a [`Cache`] has done, counted since it was built, over every handle sharing it: from
+/// [`Cache::stats`]. The response caches built on it count their own work in
+/// [`PageStats`](crate::page::PageStats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Reads (`get`, `get_many` per key, `get_or_set` and fragments before computing) that
+    /// found a live value.
+    pub hits: u64,
+    /// Reads that found no value, an expired or invalidated one, or one that does not decode
+    /// as the type asked for.
+    pub misses: u64,
+    /// Tasks that waited for another one computing the same key
+    /// ([`Cache::coalesced`]).
+    pub coalesced: u64,
+    /// Waits for another process's lock ([`Cache::lock_waits`]).
+    pub lock_waits: u64,
+    /// Failed store operations ([`Cache::store_errors`]).
+    pub store_errors: u64,
 }
 
 fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Bytes, Error> {

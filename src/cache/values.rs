@@ -72,9 +72,12 @@ impl Cache {
         };
         let mut found = HashMap::new();
         for ((key, store_key), value) in keys.into_iter().zip(&store_keys).zip(values) {
-            if let Some(bytes) = value
-                && let Some(value) = self.decode_live(store_key, &bytes).await
-            {
+            let value = match value {
+                Some(bytes) => self.decode_live::<T>(store_key, &bytes).await,
+                None => None,
+            };
+            self.count_read(value.is_some());
+            if let Some(value) = value {
                 found.insert(key, value);
             }
         }

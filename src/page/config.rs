@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use http::request::Parts;
@@ -16,6 +15,8 @@ use super::key::{
 };
 use super::memo::Memo;
 use super::scheme::KeyScheme;
+use super::stats::{Counters, Event, PageStats};
+use super::status::CacheStatus;
 use super::{
     DEFAULT_CACHE_STATUS_NAME, DEFAULT_MAX_BODY_SIZE, DEFAULT_PAGE_TIMEOUT, DEFAULT_PASS_TIMEOUT,
 };
@@ -64,34 +65,6 @@ pub(crate) struct Config {
     pub(super) counters: Arc<Counters>,
 }
 
-/// What the stampede protection did, counted since the layer was built.
-#[derive(Debug, Default)]
-pub(super) struct Counters {
-    pub(super) coalesced: AtomicU64,
-    pub(super) lock_waits: AtomicU64,
-    pub(super) stale_served: AtomicU64,
-    pub(super) refreshes: AtomicU64,
-}
-
-/// Counts of what a response cache's stampede protection did, from [`CacheLayer::stats`](super::CacheLayer::stats).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct PageStats {
-    /// Requests that waited for another request of this process fetching the same page.
-    pub coalesced: u64,
-    /// Requests that waited for another process's lock on the same page.
-    pub lock_waits: u64,
-    /// Stale pages served (`stale-while-revalidate` or `stale-if-error`).
-    pub stale_served: u64,
-    /// Background refreshes started (stale-while-revalidate and early refresh).
-    pub refreshes: u64,
-    /// Background work (remote writes, refreshes) skipped because as many tasks as
-    /// [`max_background_tasks`](super::CacheLayer::max_background_tasks) allows were running.
-    pub background_skipped: u64,
-    /// Background work stopped at its deadline
-    /// ([`background_timeout`](super::CacheLayer::background_timeout)).
-    pub background_timed_out: u64,
-}
 impl Config {
     pub(crate) fn new(cache: Cache) -> Config {
         let mut config = Config {
@@ -134,15 +107,20 @@ impl Config {
     }
 
     pub(crate) fn stats(&self) -> PageStats {
-        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        PageStats {
-            coalesced: read(&self.counters.coalesced),
-            lock_waits: read(&self.counters.lock_waits),
-            stale_served: read(&self.counters.stale_served),
-            refreshes: read(&self.counters.refreshes),
-            background_skipped: self.background.skipped(),
-            background_timed_out: self.background.timed_out(),
-        }
+        let background = (self.background.skipped(), self.background.timed_out());
+        self.counters
+            .snapshot(background, self.cache.store_errors())
+    }
+
+    /// Counts what the cache did with a request, and logs it.
+    pub(super) fn outcome(&self, status: CacheStatus) {
+        crate::log::page_outcome(&status);
+        self.counters.outcome(status, &self.cache_status_name);
+    }
+
+    /// Counts one of the events that are not outcomes.
+    pub(super) fn count(&self, event: Event) {
+        self.counters.event(event, &self.cache_status_name);
     }
 
     /// The store key of a URL's primary record: the cache's prefix and version around the page

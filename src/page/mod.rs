@@ -28,6 +28,7 @@ mod respond;
 mod scheme;
 mod serve;
 mod split;
+mod stats;
 mod status;
 mod update;
 mod write;
@@ -54,12 +55,12 @@ pub use split::{
 pub use status::{Bypass, CacheStatus, NotStored, Stale};
 
 use config::Config;
-pub use config::PageStats;
 use entry::{Entry, Record};
 #[cfg(test)]
 pub(crate) use entry::{decode as decode_entry, encode as encode_entry};
 use flight::PageLeader;
 use key::Class;
+pub use stats::PageStats;
 use status::MissKind;
 
 /// Default timeout of the per-site layers: Django's `CACHE_MIDDLEWARE_SECONDS`.

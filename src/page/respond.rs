@@ -2,7 +2,6 @@
 //! or `412` where the request's preconditions decide), and the marks (the `CacheStatus`
 //! extension, the `Cache-Status` header) on responses that come from the origin.
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -103,10 +102,7 @@ impl Config {
         extensions.clear();
         extensions.insert(status);
         *response.extensions_mut() = extensions;
-        crate::log::page_outcome(&status);
-        if status != CacheStatus::Hit {
-            self.counters.stale_served.fetch_add(1, Ordering::Relaxed);
-        }
+        self.outcome(status);
         response
     }
 
@@ -125,7 +121,7 @@ impl Config {
     /// Marks a response from the origin with what the cache did. This cache's `Cache-Status`
     /// member is appended after any the response already carries from caches nearer the origin.
     pub(super) fn mark<B>(&self, response: &mut Response<B>, status: CacheStatus, miss: MissKind) {
-        crate::log::page_outcome(&status);
+        self.outcome(status);
         if self.cache_status_header {
             let member = Member::forwarded(miss, response.status());
             let value = cache_status_value(&self.cache_status_name, status, member);

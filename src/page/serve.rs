@@ -6,7 +6,6 @@ use std::convert::Infallible;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
@@ -21,6 +20,7 @@ use tower_service::Service;
 use super::flight::{self, Outcome, Role, Waited};
 use super::key::class_of;
 use super::lookup::{Hit, Lookup};
+use super::stats::Event;
 use super::status::Member;
 use super::{Bypass, CacheBody, CacheStatus, Config, Pending, Stale, Verdict};
 use crate::stampede::{Locked, MAX_ROUNDS, lock_or_wait};
@@ -282,7 +282,7 @@ async fn settle<B>(
         round += 1;
         if let Some(receiver) = wait_for.take() {
             waited = true;
-            config.counters.coalesced.fetch_add(1, Ordering::Relaxed);
+            config.count(Event::Coalesced);
             // Boxed, as the lock below: rare paths, kept out of the size of every lookup's future.
             match Box::pin(flight::wait(receiver, config.stampede.wait_timeout)).await {
                 // The page cannot be shared, or the leader is too slow: ask the origin now.
@@ -404,7 +404,7 @@ impl Config {
                 })
             },
             || {
-                self.counters.lock_waits.fetch_add(1, Ordering::Relaxed);
+                self.count(Event::LockWait);
             },
         )
         .await;
@@ -465,7 +465,7 @@ fn refresh<S, ReqBody, ResBody>(
         }
     };
     if config.background.spawn(work) {
-        config.counters.refreshes.fetch_add(1, Ordering::Relaxed);
+        config.count(Event::Refresh);
     }
 }
 

@@ -86,7 +86,24 @@ pub enum Bypass {
 }
 
 impl NotStored {
-    fn detail(self) -> &'static str {
+    /// How many reasons there are.
+    pub(crate) const COUNT: usize = 7;
+
+    /// The reason's place among its counters, below [`COUNT`](NotStored::COUNT).
+    pub(crate) fn index(self) -> usize {
+        match self {
+            NotStored::Status => 0,
+            NotStored::CacheControl => 1,
+            NotStored::VaryStar => 2,
+            NotStored::SetCookie => 3,
+            NotStored::ZeroTimeout => 4,
+            NotStored::TooLarge => 5,
+            NotStored::EventStream => 6,
+        }
+    }
+
+    /// The reason as diagnostics and metrics name it.
+    pub(crate) fn detail(self) -> &'static str {
         match self {
             NotStored::Status => "status",
             NotStored::CacheControl => "cache-control",
@@ -100,7 +117,21 @@ impl NotStored {
 }
 
 impl Bypass {
-    fn detail(self) -> &'static str {
+    /// How many reasons there are.
+    pub(crate) const COUNT: usize = 4;
+
+    /// The reason's place among its counters, below [`COUNT`](Bypass::COUNT).
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Bypass::Method => 0,
+            Bypass::Host => 1,
+            Bypass::Precondition => 2,
+            Bypass::Body => 3,
+        }
+    }
+
+    /// The reason as diagnostics and metrics name it.
+    pub(crate) fn detail(self) -> &'static str {
         match self {
             Bypass::Method => "method",
             Bypass::Host => "host",

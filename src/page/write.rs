@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use super::entry::{self, Record};
 use super::flight::PageLeader;
+use super::stats::Event;
 use super::{Config, Pending};
 use crate::stampede::HeldLock;
 use crate::store::{LocalValue, Ttl};
@@ -92,6 +93,7 @@ impl Config {
                     stored = false;
                 }
             }
+            self.count(Event::Written(stored));
             waiting.done(stored, pass);
             return;
         }
@@ -101,6 +103,7 @@ impl Config {
                 Ok(bytes) => encoded.push((key, bytes, Some(ttl))),
                 Err(too_large) => {
                     crate::log::unencodable(path, &key, &too_large);
+                    self.count(Event::Written(false));
                     waiting.done(false, pass);
                     return;
                 }
@@ -108,12 +111,15 @@ impl Config {
         }
         let cache = self.cache.clone();
         let path = path.to_owned();
+        let (counters, name) = (Arc::clone(&self.counters), self.cache_status_name.clone());
+        let written = move |ok: bool| counters.event(Event::Written(ok), &name);
         // If the write is skipped or stopped, `waiting` is dropped with it: the waiters look
         // again (and one of them leads), and the page is not marked as not storable.
         self.background.spawn(async move {
             for (key, birth) in tag_keys {
                 if let Err(error) = cache.store().add(&key, birth, None).await {
                     cache.note_store_error_at("add", Some(&path), &key, &error);
+                    written(false);
                     waiting.done(false, pass);
                     return;
                 }
@@ -121,10 +127,12 @@ impl Config {
             for (key, bytes, ttl) in encoded {
                 if let Err(error) = cache.store().set(&key, bytes, ttl).await {
                     cache.note_store_error_at("set", Some(&path), &key, &error);
+                    written(false);
                     waiting.done(false, pass);
                     return;
                 }
             }
+            written(true);
             waiting.done(true, pass);
         });
     }
