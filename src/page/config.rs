@@ -14,6 +14,7 @@ use super::key::{
     Class, RequestValues, Url, push_page_head, push_primary_key, push_url, push_variant_suffix,
 };
 use super::memo::Memo;
+use super::purge::Token;
 use super::scheme::KeyScheme;
 use super::stats::{Counters, Event, PageStats};
 use super::status::CacheStatus;
@@ -63,6 +64,8 @@ pub(crate) struct Config {
     /// Entries decoded from a remote store's bytes, reused while those bytes do not change.
     pub(super) memo: Arc<Memo>,
     pub(super) counters: Arc<Counters>,
+    /// The token `PURGE` requests must carry, when the layer answers them.
+    pub(super) purge: Option<Arc<Token>>,
 }
 
 impl Config {
@@ -93,6 +96,7 @@ impl Config {
             background: Arc::default(),
             memo: Arc::default(),
             counters: Arc::default(),
+            purge: None,
         };
         config.set_key_prefix(String::new());
         config

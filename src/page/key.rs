@@ -291,6 +291,29 @@ fn push_escaped_slow(key: &mut String, bytes: &[u8]) {
     }
 }
 
+/// The glob patterns that match the keys of every page under `url`: the same scheme and host,
+/// and a path (with query) that starts with `url`'s, in either class, variants included. `head`
+/// is the start of every primary key. The path's length comes before it in a key, so there is
+/// one pattern per number of digits that length can have.
+pub(crate) fn prefix_patterns(head: &str, url: &Url<'_>) -> Vec<String> {
+    let mut fixed = String::new();
+    push_escaped_str(&mut fixed, url.scheme);
+    push_escaped_str(&mut fixed, &url.host);
+    let mut path = String::new();
+    push_escaped_slow(&mut path, url.path_and_query.as_bytes());
+    // Drop the length that `push_escaped_slow` wrote: the pattern matches any length.
+    let path = path.split_once(':').map_or("", |(_, escaped)| escaped);
+    let start = format!(
+        "{}[GH]:{}",
+        crate::glob::escape(head),
+        crate::glob::escape(&fixed)
+    );
+    let rest = format!(":{}*", crate::glob::escape(path));
+    (1..=6)
+        .map(|digits| format!("{start}{}{rest}", "[0-9]".repeat(digits)))
+        .collect()
+}
+
 // A `u8` always indexes a 256-entry table.
 #[allow(clippy::indexing_slicing)]
 fn is_plain(byte: u8) -> bool {

@@ -9,7 +9,8 @@ use http::request::Parts;
 use tower_layer::Layer;
 
 use super::background::Background;
-use super::key::{Class, Url};
+use super::key::{Class, Url, prefix_patterns};
+use super::purge::Token;
 use super::scheme::KeyScheme;
 use super::serve::{CacheService, Part};
 use super::split::{FetchFromCacheLayer, UpdateCacheLayer};
@@ -336,7 +337,25 @@ impl CacheLayer {
         self
     }
 
-    /// What the stampede protection has done so far, over every service built from this layer.
+    /// Answer `PURGE` requests that carry `Authorization: Bearer <token>` by deleting the stored
+    /// pages of their URL (every variant), as Varnish does, instead of passing them on; the
+    /// answer is JSON, as [`PurgeService`](super::PurgeService)'s. Without a valid token the
+    /// answer is `401`. Off by default: `PURGE` then goes to the inner service like any method
+    /// the cache does not look up. An empty token admits nobody.
+    pub fn purge_method(mut self, token: impl AsRef<[u8]>) -> Self {
+        let token = token.as_ref();
+        self.config().purge = Some(Arc::new(Token::new(token))).filter(|_| !token.is_empty());
+        self
+    }
+
+    /// The cache this layer stores pages in.
+    pub(super) fn cache(&self) -> &Cache {
+        &self.config.cache
+    }
+
+    /// What this response cache has done so far, over every service built from this layer
+    /// (both halves of a split included): outcomes by reason, writes and waits. See the
+    /// [chapter on counting](crate::docs::metrics).
     pub fn stats(&self) -> PageStats {
         self.config.stats()
     }
@@ -380,6 +399,39 @@ impl CacheLayer {
         for class in [Class::Get, Class::Head] {
             let key = self.config.primary_store_key(class, &url);
             deleted |= self.config.cache.store().delete(&key).await?;
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes the stored responses for every URL that starts with `prefix`
+    /// (`https://example.com/articles/`: the same scheme and host, and a path and query that
+    /// start with the prefix's), every variant included. Returns how many records were removed
+    /// (a page with variants counts each).
+    ///
+    /// **Expensive:** the store walks its keys, as for
+    /// [`Cache::delete_pattern`]. Needs the default key function and a store that supports
+    /// pattern deletes (the in-memory and Redis stores do); pages whose key was too long for a
+    /// remote store and was stored under its digest cannot be found this way (expire them, or
+    /// use [`delete_page`](CacheLayer::delete_page) or tags).
+    pub async fn delete_pages_under(&self, prefix: &str) -> Result<u64, Error> {
+        let uri: http::Uri = prefix
+            .parse()
+            .map_err(|error| Error::Config(format!("{prefix:?} is not a URL: {error}")))?;
+        if uri.authority().is_none() {
+            return Err(Error::Config(format!(
+                "{prefix:?} needs a scheme and host, as in https://example.com/articles/"
+            )));
+        }
+        let url = Url::parse(&uri, &[], &self.config.scheme)
+            .map_err(|_| Error::Config(format!("{prefix:?} has an unusable host")))?;
+        let Some(head) = &self.config.key_head else {
+            return Err(Error::Config(
+                "delete_pages_under needs the default key function".to_owned(),
+            ));
+        };
+        let mut deleted = 0;
+        for pattern in prefix_patterns(head, &url) {
+            deleted += self.config.cache.store().delete_pattern(&pattern).await?;
         }
         Ok(deleted)
     }

@@ -24,6 +24,7 @@ mod key;
 mod layer;
 mod lookup;
 mod memo;
+mod purge;
 mod respond;
 mod scheme;
 mod serve;
@@ -60,6 +61,7 @@ use entry::{Entry, Record};
 pub(crate) use entry::{decode as decode_entry, encode as encode_entry};
 use flight::PageLeader;
 use key::Class;
+pub use purge::PurgeService;
 pub use stats::PageStats;
 use status::MissKind;
 

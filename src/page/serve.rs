@@ -172,6 +172,14 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let (config, inner, part) = (&self.config, &mut self.inner, self.part);
         let (mut parts, body) = request.into_parts();
+        if config.purge.is_some() && parts.method.as_str() == "PURGE" {
+            let config = Arc::clone(config);
+            let future: BoxedResponse<ResBody, S::Error> =
+                Box::pin(async move { Ok(config.purge_request(&parts).await) });
+            return CacheFuture {
+                state: State::Boxed { future },
+            };
+        }
         let origin = |inner: &mut S, verdict: Verdict, mut parts: Parts, body: ReqBody| {
             let verdict = part.deliver(verdict, &mut parts.extensions);
             CacheFuture {
