@@ -55,8 +55,8 @@
 //!   pages, early refresh and jitter.
 //! - [Fragments and invalidation](docs::invalidation): fragments, tags, pattern deletes,
 //!   versioned keys, template blocks.
-//! - [Counting what the caches do](docs::metrics): `PageStats`, `CacheStats`, and the
-//!   `metrics` feature's counters.
+//! - [Counting what the caches do](docs::metrics): `PageStats`, `CacheStats`, the `metrics`
+//!   feature's counters and the `tracing` feature's spans.
 //! - [Client-side caching](docs::headers): the `Cache-Control`, `Vary` and conditional-request
 //!   layers, where they go relative to the response cache, and the header functions under them.
 //!
@@ -65,7 +65,7 @@
 //! | Feature | Enables |
 //! |---|---|
 //! | `axum` (default) | [`CacheLayer::around`]: the per-site cache before routing, served by `axum::serve`; and page keys inside routers nested with `Router::nest` use the URL the client asked for (axum's `OriginalUri`); without it, give each nested router's cache layer its own [`key_prefix`](CacheLayer::key_prefix) |
-//! | `tracing` | `tracing` events for store failures and values that no longer decode |
+//! | `tracing` | a `tracing` span per request through a response cache (method, path, outcome, store latency), and events for store failures and values that no longer decode ([chapter](docs::metrics)) |
 //! | `redis` | `store::RedisStore`: Redis (standalone, Cluster, Sentinel) through `fred` |
 //! | `redis-tls` | `rediss://` URLs: TLS to Redis through rustls, with your own authorities and client certificates if needed |
 //! | `minijinja` | `template`: the `{% call cache(…) %}` fragment block for MiniJinja templates |

@@ -55,12 +55,99 @@ pub(crate) fn unencodable(path: &str, key: &str, reason: &dyn std::fmt::Display)
     let _ = (path, key, reason);
 }
 
-/// What the response cache did with a request.
+/// What the response cache did with a request: an event, and the `outcome` of the request's
+/// span (when it is the current one).
 pub(crate) fn page_outcome(status: &dyn std::fmt::Debug) {
     #[cfg(feature = "tracing")]
-    tracing::debug!(?status, "response cache");
+    {
+        tracing::Span::current().record("outcome", tracing::field::debug(status));
+        tracing::debug!(?status, "response cache");
+    }
     #[cfg(not(feature = "tracing"))]
     let _ = status;
+}
+
+/// The span of one request through a response cache: its method and URL path (never the query
+/// or a header), then its `outcome` and, for a remote store, how long the store took to answer
+/// the lookup (`store_micros`). Background work for the request runs in it too. Without the
+/// `tracing` feature it is nothing and costs nothing.
+#[derive(Clone, Debug)]
+pub(crate) struct PageSpan(#[cfg(feature = "tracing")] tracing::Span);
+
+impl PageSpan {
+    pub(crate) fn new(method: &str, path: &str) -> PageSpan {
+        #[cfg(feature = "tracing")]
+        return PageSpan(tracing::debug_span!(
+            "response_cache",
+            method,
+            path,
+            outcome = tracing::field::Empty,
+            store_micros = tracing::field::Empty,
+        ));
+        #[cfg(not(feature = "tracing"))]
+        {
+            let _ = (method, path);
+            PageSpan()
+        }
+    }
+
+    /// The span the current code runs in, for work that goes on after the request.
+    pub(crate) fn current() -> PageSpan {
+        #[cfg(feature = "tracing")]
+        return PageSpan(tracing::Span::current());
+        #[cfg(not(feature = "tracing"))]
+        PageSpan()
+    }
+
+    /// Enters the span until the guard is dropped.
+    pub(crate) fn enter(&self) -> Entered<'_> {
+        #[cfg(feature = "tracing")]
+        return self.0.enter();
+        #[cfg(not(feature = "tracing"))]
+        Entered(std::marker::PhantomData)
+    }
+
+    /// Runs `f` inside the span.
+    pub(crate) fn in_scope<T>(&self, f: impl FnOnce() -> T) -> T {
+        #[cfg(feature = "tracing")]
+        return self.0.in_scope(f);
+        #[cfg(not(feature = "tracing"))]
+        f()
+    }
+
+    /// `future`, polled inside the span.
+    pub(crate) fn instrument<F: std::future::Future>(
+        self,
+        future: F,
+    ) -> impl std::future::Future<Output = F::Output> {
+        #[cfg(feature = "tracing")]
+        return tracing::Instrument::instrument(future, self.0);
+        #[cfg(not(feature = "tracing"))]
+        future
+    }
+}
+
+/// The guard of an entered [`PageSpan`].
+#[cfg(feature = "tracing")]
+pub(crate) type Entered<'a> = tracing::span::Entered<'a>;
+
+/// The guard of an entered [`PageSpan`]: nothing without the `tracing` feature.
+#[cfg(not(feature = "tracing"))]
+pub(crate) struct Entered<'a>(std::marker::PhantomData<&'a ()>);
+
+/// Awaits a remote store's answer to a page lookup and records how long it took on the current
+/// request's span (`store_micros`). Without the `tracing` feature the clock is not read.
+pub(crate) async fn store_timed<T>(read: impl std::future::Future<Output = T>) -> T {
+    #[cfg(feature = "tracing")]
+    {
+        let asked = std::time::Instant::now();
+        let answer = read.await;
+        let took = u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX);
+        tracing::Span::current().record("store_micros", took);
+        answer
+    }
+    #[cfg(not(feature = "tracing"))]
+    read.await
 }
 
 /// A response the cache decided to store has been written (or handed to a writer task).

@@ -11,6 +11,7 @@ use super::entry::{Entry, Record};
 use super::key::{Class, RequestValues, Url, class_of, push_url};
 use super::status::MissKind;
 use super::{Bypass, Config, Pending};
+use crate::log::PageSpan;
 use crate::store::LocalStore;
 
 thread_local! {
@@ -270,6 +271,7 @@ impl<'a> Search<'a> {
             stale: self.stale.take(),
             leader: None,
             lock: None,
+            span: PageSpan::current(),
         })
     }
 
@@ -407,7 +409,7 @@ impl Config {
     }
 
     async fn read_remote(&self, parts: &Parts, key: &str) -> Option<Record> {
-        match self.cache.store().get(key).await {
+        match crate::log::store_timed(self.cache.store().get(key)).await {
             Ok(Some(bytes)) => {
                 let record = self.memo.decode(key, &bytes);
                 if record.is_none() {

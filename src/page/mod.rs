@@ -41,6 +41,7 @@ use std::time::Duration;
 use http::header::{HeaderMap, HeaderName};
 use http::{Response, StatusCode};
 
+use crate::log::PageSpan;
 use crate::stampede::HeldLock;
 
 #[cfg(feature = "axum")]
@@ -101,6 +102,8 @@ pub(crate) struct Pending {
     /// unstorable, or the request fails.
     leader: Option<PageLeader>,
     lock: Option<HeldLock>,
+    /// The request's span, which the work done for it after it is answered runs in.
+    span: PageSpan,
 }
 
 impl fmt::Debug for Pending {

@@ -23,6 +23,7 @@ use super::lookup::{Hit, Lookup};
 use super::stats::Event;
 use super::status::Member;
 use super::{Bypass, CacheBody, CacheStatus, Config, Pending, Stale, Verdict};
+use crate::log::PageSpan;
 use crate::stampede::{Locked, MAX_ROUNDS, lock_or_wait};
 
 type BoxedResponse<B, E> =
@@ -47,6 +48,7 @@ pin_project! {
             future: F,
             verdict: Option<Verdict>,
             config: Arc<Config>,
+            span: PageSpan,
         },
         // Anything that has to wait: a remote store, another request, a lock.
         Boxed { future: BoxedResponse<B, E> },
@@ -71,10 +73,14 @@ where
                 future,
                 verdict,
                 config,
-            } => Poll::Ready(match ready!(future.poll(cx)) {
-                Ok(response) => Ok(config.apply(verdict.take(), response)),
-                Err(error) => config.recover(verdict.take()).ok_or(error),
-            }),
+                span,
+            } => {
+                let result = ready!(future.poll(cx));
+                Poll::Ready(span.in_scope(|| match result {
+                    Ok(response) => Ok(config.apply(verdict.take(), response)),
+                    Err(error) => config.recover(verdict.take()).ok_or(error),
+                }))
+            }
             StateProj::Boxed { future } => future.as_mut().poll(cx),
         }
     }
@@ -172,10 +178,14 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let (config, inner, part) = (&self.config, &mut self.inner, self.part);
         let (mut parts, body) = request.into_parts();
+        let span = PageSpan::new(parts.method.as_str(), parts.uri.path());
+        let _entered = span.enter();
         if config.purge.is_some() && parts.method.as_str() == "PURGE" {
             let config = Arc::clone(config);
-            let future: BoxedResponse<ResBody, S::Error> =
-                Box::pin(async move { Ok(config.purge_request(&parts).await) });
+            let future: BoxedResponse<ResBody, S::Error> = Box::pin(
+                span.clone()
+                    .instrument(async move { Ok(config.purge_request(&parts).await) }),
+            );
             return CacheFuture {
                 state: State::Boxed { future },
             };
@@ -187,6 +197,7 @@ where
                     future: inner.call(Request::from_parts(parts, body)),
                     verdict: Some(verdict),
                     config: Arc::clone(config),
+                    span: span.clone(),
                 },
             }
         };
@@ -221,21 +232,22 @@ where
         let clone = inner.clone();
         let mut inner = std::mem::replace(inner, clone);
         let config = Arc::clone(config);
-        let future: BoxedResponse<ResBody, S::Error> = Box::pin(async move {
-            let verdict = match settle(&config, &mut parts, first_wait, part).await {
-                Settled::Answer(response) => return Ok(response),
-                Settled::Refresh(response, pending) => {
-                    refresh(&config, inner, parts, body, pending);
-                    return Ok(response);
+        let future: BoxedResponse<ResBody, S::Error> =
+            Box::pin(span.clone().instrument(async move {
+                let verdict = match settle(&config, &mut parts, first_wait, part).await {
+                    Settled::Answer(response) => return Ok(response),
+                    Settled::Refresh(response, pending) => {
+                        refresh(&config, inner, parts, body, pending);
+                        return Ok(response);
+                    }
+                    Settled::Ask(verdict) => part.deliver(verdict, &mut parts.extensions),
+                };
+                // Readiness was reached for this call before the service was moved here.
+                match inner.call(Request::from_parts(parts, body)).await {
+                    Ok(response) => Ok(config.apply(Some(verdict), response)),
+                    Err(error) => config.recover(Some(verdict)).ok_or(error),
                 }
-                Settled::Ask(verdict) => part.deliver(verdict, &mut parts.extensions),
-            };
-            // Readiness was reached for this call before the service was moved here.
-            match inner.call(Request::from_parts(parts, body)).await {
-                Ok(response) => Ok(config.apply(Some(verdict), response)),
-                Err(error) => config.recover(Some(verdict)).ok_or(error),
-            }
-        });
+            }));
         CacheFuture {
             state: State::Boxed { future },
         }
@@ -462,6 +474,7 @@ fn refresh<S, ReqBody, ResBody>(
     };
     pending.leader = Some(leader);
     let task_config = Arc::clone(config);
+    let span = pending.span.clone();
     let work = async move {
         let mut inner = inner;
         if poll_fn(|cx| inner.poll_ready(cx)).await.is_err() {
@@ -472,7 +485,7 @@ fn refresh<S, ReqBody, ResBody>(
             drain(response.into_body()).await;
         }
     };
-    if config.background.spawn(work) {
+    if config.background.spawn(span.instrument(work)) {
         config.count(Event::Refresh);
     }
 }

@@ -10,6 +10,7 @@ use super::entry::{self, Record};
 use super::flight::PageLeader;
 use super::stats::Event;
 use super::{Config, Pending};
+use crate::log::PageSpan;
 use crate::stampede::HeldLock;
 use crate::store::{LocalValue, Ttl};
 
@@ -49,10 +50,12 @@ impl Config {
     /// raised. `path` names the page in diagnostics.
     pub(super) fn write(
         &self,
-        path: &str,
+        (path, span): (&str, &PageSpan),
         writes: Vec<(String, Record, Duration)>,
         waiting: Waiting,
     ) {
+        // The body ended outside the request's span: its diagnostics belong to the request.
+        let _entered = span.enter();
         for (key, _, ttl) in &writes {
             crate::log::page_stored(path, key, *ttl);
         }
@@ -115,7 +118,7 @@ impl Config {
         let written = move |ok: bool| counters.event(Event::Written(ok), &name);
         // If the write is skipped or stopped, `waiting` is dropped with it: the waiters look
         // again (and one of them leads), and the page is not marked as not storable.
-        self.background.spawn(async move {
+        self.background.spawn(span.clone().instrument(async move {
             for (key, birth) in tag_keys {
                 if let Err(error) = cache.store().add(&key, birth, None).await {
                     cache.note_store_error_at("add", Some(&path), &key, &error);
@@ -134,6 +137,6 @@ impl Config {
             }
             written(true);
             waiting.done(true, pass);
-        });
+        }));
     }
 }
