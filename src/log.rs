@@ -75,18 +75,18 @@ pub(crate) fn page_outcome(status: &dyn std::fmt::Debug) {
 pub(crate) struct PageSpan(#[cfg(feature = "tracing")] tracing::Span);
 
 impl PageSpan {
-    pub(crate) fn new(method: &str, path: &str) -> PageSpan {
+    pub(crate) fn new(request: &http::request::Parts) -> PageSpan {
         #[cfg(feature = "tracing")]
         return PageSpan(tracing::debug_span!(
             "response_cache",
-            method,
-            path,
+            method = request.method.as_str(),
+            path = request.uri.path(),
             outcome = tracing::field::Empty,
             store_micros = tracing::field::Empty,
         ));
         #[cfg(not(feature = "tracing"))]
         {
-            let _ = (method, path);
+            let _ = request;
             PageSpan()
         }
     }

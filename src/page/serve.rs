@@ -178,7 +178,7 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let (config, inner, part) = (&self.config, &mut self.inner, self.part);
         let (mut parts, body) = request.into_parts();
-        let span = PageSpan::new(parts.method.as_str(), parts.uri.path());
+        let span = PageSpan::new(&parts);
         let _entered = span.enter();
         if config.purge.is_some() && parts.method.as_str() == "PURGE" {
             let config = Arc::clone(config);
