@@ -9,7 +9,7 @@
 //! | keep entries in this process, bounded | [`store::MemoryStore`] | `LocMemCache` |
 //! | share entries between processes and machines | `store::RedisStore` (`redis` feature) | `RedisCache` |
 //! | switch caching off without touching code | [`store::DummyStore`] | `DummyCache` |
-//! | plug in your own backend | the [`store::Store`] trait and its [conformance suite](store::conformance) | a custom backend |
+//! | plug in your own backend | the [`store::Store`] trait, checked by its conformance suite `store::conformance` (`conformance` feature, for your tests) | a custom backend |
 //! | cache whole responses per route or per site | [`cache_page`], [`CacheLayer`], [`UpdateCacheLayer`] + [`FetchFromCacheLayer`] | `@cache_page`, `CacheMiddleware` |
 //! | keep a cold page from being computed once per request | coalescing (on by default), [`CacheLayer::lock_across_processes`], stale serving | — |
 //! | cache a rendered piece of a page; invalidate groups of entries | [`Cache::fragment`], [`Cache::with_tags`], [`Cache::delete_pattern`], `{% call cache(…) %}` (`minijinja` feature) | `{% cache %}` |
@@ -67,6 +67,7 @@
 //! | `redis` | `store::RedisStore`: Redis (standalone, Cluster, Sentinel) through `fred` |
 //! | `redis-tls` | `rediss://` URLs: TLS to Redis through rustls, with your own authorities and client certificates if needed |
 //! | `minijinja` | `template`: the `{% call cache(…) %}` fragment block for MiniJinja templates |
+//! | `conformance` | `store::conformance`: the test suite every [`Store`](store::Store) must pass, for the tests of your own store (it panics by design: enable it under `[dev-dependencies]` only) |
 //!
 //! The default build needs no server. Without axum (any other Tower stack), turn the default
 //! features off.
