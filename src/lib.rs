@@ -9,7 +9,7 @@
 //! | keep entries in this process, bounded | [`store::MemoryStore`] | `LocMemCache` |
 //! | share entries between processes and machines | `store::RedisStore` (`redis` feature) | `RedisCache` |
 //! | switch caching off without touching code | [`store::DummyStore`] | `DummyCache` |
-//! | plug in your own backend | the [`store::Store`] trait and its [conformance suite](store::conformance) | a custom backend |
+//! | plug in your own backend | the [`store::Store`] trait, checked by its conformance suite `store::conformance` (`conformance` feature, for your tests) | a custom backend |
 //! | cache whole responses per route or per site | [`cache_page`], [`CacheLayer`], [`UpdateCacheLayer`] + [`FetchFromCacheLayer`] | `@cache_page`, `CacheMiddleware` |
 //! | keep a cold page from being computed once per request | coalescing (on by default), [`CacheLayer::lock_across_processes`], stale serving | — |
 //! | cache a rendered piece of a page; invalidate groups of entries | [`Cache::fragment`], [`Cache::with_tags`], [`Cache::delete_pattern`], `{% call cache(…) %}` (`minijinja` feature) | `{% cache %}` |
@@ -64,12 +64,13 @@
 //!
 //! | Feature | Enables |
 //! |---|---|
-//! | `axum` (default) | [`CacheLayer::around`]: the per-site cache before routing, served by `axum::serve`; and page keys inside routers nested with `Router::nest` use the URL the client asked for (axum's `OriginalUri`); without it, give each nested router's cache layer its own [`key_prefix`](CacheLayer::key_prefix) |
+//! | `axum` (default) | `CacheLayer::around`: the per-site cache before routing, served by `axum::serve`; and page keys inside routers nested with `Router::nest` use the URL the client asked for (axum's `OriginalUri`); without it, give each nested router's cache layer its own [`key_prefix`](CacheLayer::key_prefix) |
 //! | `tracing` | a `tracing` span per request through a response cache (method, path, outcome, store latency), and events for store failures and values that no longer decode ([chapter](docs::metrics)) |
 //! | `redis` | `store::RedisStore`: Redis (standalone, Cluster, Sentinel) through `fred` |
 //! | `redis-tls` | `rediss://` URLs: TLS to Redis through rustls, with your own authorities and client certificates if needed |
 //! | `minijinja` | `template`: the `{% call cache(…) %}` fragment block for MiniJinja templates |
 //! | `metrics` | the caches' counts recorded through the `metrics` facade, for any exporter ([chapter](docs::metrics)) |
+//! | `conformance` | `store::conformance`: the test suite every [`Store`](store::Store) must pass, for the tests of your own store (it panics by design: enable it under `[dev-dependencies]` only) |
 //!
 //! The default build needs no server. Without axum (any other Tower stack), turn the default
 //! features off.
@@ -132,11 +133,15 @@ pub mod docs {
     pub mod configuration {}
     #[doc = include_str!("docs/headers.md")]
     pub mod headers {}
+    // These chapters link to items of optional features. docs.rs documents every feature, so
+    // the links resolve there; a build without the feature shows their text unlinked.
     #[doc = include_str!("docs/page.md")]
+    #[cfg_attr(not(feature = "axum"), allow(rustdoc::broken_intra_doc_links))]
     pub mod page {}
     #[doc = include_str!("docs/stampede.md")]
     pub mod stampede {}
     #[doc = include_str!("docs/invalidation.md")]
+    #[cfg_attr(not(feature = "minijinja"), allow(rustdoc::broken_intra_doc_links))]
     pub mod invalidation {}
     #[doc = include_str!("docs/metrics.md")]
     pub mod metrics {}

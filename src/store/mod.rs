@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+#[cfg(any(test, feature = "conformance"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
 mod dummy;
 mod memory;
@@ -52,7 +54,9 @@ pub type Ttl = Option<Duration>;
 /// also across processes for a shared store. Remote stores should bound every call with a timeout
 /// and report it as [`StoreError::Timeout`].
 ///
-/// Check an implementation with the [`conformance`] suite.
+/// Check an implementation with the conformance suite, `store::conformance`, which needs the
+/// `conformance` feature (turn it on for your tests only: see the
+/// [stores chapter](crate::docs::stores#writing-a-store)).
 ///
 /// # Example
 ///
