@@ -135,19 +135,16 @@ pub(crate) type Entered<'a> = tracing::span::Entered<'a>;
 #[cfg(not(feature = "tracing"))]
 pub(crate) struct Entered<'a>(std::marker::PhantomData<&'a ()>);
 
-/// Awaits a remote store's answer to a page lookup and records how long it took on the current
-/// request's span (`store_micros`). Without the `tracing` feature the clock is not read.
-pub(crate) async fn store_timed<T>(read: impl std::future::Future<Output = T>) -> T {
+/// How long a remote store took to answer a page lookup, on the current request's span
+/// (`store_micros`).
+pub(crate) fn store_latency(took: std::time::Duration) {
     #[cfg(feature = "tracing")]
-    {
-        let asked = std::time::Instant::now();
-        let answer = read.await;
-        let took = u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX);
-        tracing::Span::current().record("store_micros", took);
-        answer
-    }
+    tracing::Span::current().record(
+        "store_micros",
+        u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+    );
     #[cfg(not(feature = "tracing"))]
-    read.await
+    let _ = took;
 }
 
 /// A response the cache decided to store has been written (or handed to a writer task).

@@ -274,5 +274,9 @@ async fn a_failed_background_write_is_logged_in_the_requests_span() {
         .filter(|event| event.text.contains("operation=\"set\""))
         .collect();
     assert_eq!(failed_write.len(), 1, "{events:?}");
-    assert_eq!(failed_write[0].span, Some(spans[0].0), "the spawned write carries the span");
+    assert_eq!(
+        failed_write[0].span,
+        Some(spans[0].0),
+        "the spawned write carries the span"
+    );
 }

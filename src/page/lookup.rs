@@ -9,6 +9,7 @@ use http::request::Parts;
 
 use super::entry::{Entry, Record};
 use super::key::{Class, RequestValues, Url, class_of, push_url};
+use super::stats::Event;
 use super::status::MissKind;
 use super::{Bypass, Config, Pending};
 use crate::log::PageSpan;
@@ -409,7 +410,12 @@ impl Config {
     }
 
     async fn read_remote(&self, parts: &Parts, key: &str) -> Option<Record> {
-        match crate::log::store_timed(self.cache.store().get(key)).await {
+        let asked = std::time::Instant::now();
+        let read = self.cache.store().get(key).await;
+        let took = asked.elapsed();
+        self.count(Event::StoreRead(took));
+        crate::log::store_latency(took);
+        match read {
             Ok(Some(bytes)) => {
                 let record = self.memo.decode(key, &bytes);
                 if record.is_none() {

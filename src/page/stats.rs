@@ -3,6 +3,7 @@
 //! is also recorded through the `metrics` facade, labelled with the cache's name.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use super::status::{Bypass, CacheStatus, NotStored, Stale};
 
@@ -20,6 +21,8 @@ pub(super) struct Counters {
     coalesced: AtomicU64,
     lock_waits: AtomicU64,
     refreshes: AtomicU64,
+    store_reads: AtomicU64,
+    store_read_micros: AtomicU64,
 }
 
 /// One of the counts that are not outcomes.
@@ -33,6 +36,8 @@ pub(super) enum Event {
     LockWait,
     /// A background refresh started.
     Refresh,
+    /// A lookup read a record from a remote store, which took this long to answer.
+    StoreRead(Duration),
 }
 
 impl Counters {
@@ -63,6 +68,11 @@ impl Counters {
             Event::Coalesced => &self.coalesced,
             Event::LockWait => &self.lock_waits,
             Event::Refresh => &self.refreshes,
+            Event::StoreRead(took) => {
+                let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+                self.store_read_micros.fetch_add(micros, Ordering::Relaxed);
+                &self.store_reads
+            }
         };
         counter.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
@@ -93,6 +103,8 @@ impl Counters {
             coalesced: read(&self.coalesced),
             lock_waits: read(&self.lock_waits),
             refreshes: read(&self.refreshes),
+            store_reads: read(&self.store_reads),
+            store_read_time: Duration::from_micros(read(&self.store_read_micros)),
             background_skipped: background.0,
             background_timed_out: background.1,
             store_errors,
@@ -146,6 +158,11 @@ pub struct PageStats {
     pub lock_waits: u64,
     /// Background refreshes started (stale-while-revalidate and early refresh).
     pub refreshes: u64,
+    /// Records read from a remote store by lookups (an in-process store is not counted: it
+    /// answers in place).
+    pub store_reads: u64,
+    /// The time those reads took, in all: `store_read_time / store_reads` is the mean.
+    pub store_read_time: Duration,
     /// Background work (remote writes, refreshes) skipped because as many tasks as
     /// [`max_background_tasks`](super::CacheLayer::max_background_tasks) allows were running.
     pub background_skipped: u64,
@@ -196,7 +213,8 @@ mod record {
     }
 
     /// `axum_cache_page_writes_total{cache, result}`, `axum_cache_page_coalesced_total{cache}`,
-    /// `axum_cache_page_lock_waits_total{cache}` and `axum_cache_page_refreshes_total{cache}`.
+    /// `axum_cache_page_lock_waits_total{cache}`, `axum_cache_page_refreshes_total{cache}` and
+    /// the histogram `axum_cache_page_store_read_seconds{cache}`.
     pub(super) fn event(event: Event, cache: &str) {
         let cache = cache.to_owned();
         let counter = match event {
@@ -213,6 +231,11 @@ mod record {
             }
             Event::Refresh => {
                 metrics::counter!("axum_cache_page_refreshes_total", "cache" => cache)
+            }
+            Event::StoreRead(took) => {
+                metrics::histogram!("axum_cache_page_store_read_seconds", "cache" => cache)
+                    .record(took.as_secs_f64());
+                return;
             }
         };
         counter.increment(1);
