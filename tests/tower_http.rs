@@ -901,13 +901,13 @@ mod after_a_failure {
     }
 
     /// SURPRISE, documented rather than fixed (`src/` is not this test's to change): a failure
-    /// inside the cache (a caught panic's `500`, a timeout's `504` or `408`) counts as a verdict
-    /// on the page for everyone, so the page stops coalescing for `pass_timeout` (10 s by
-    /// default). Two requests arriving together in that window both go to the origin, where
-    /// without the failure, or once the window has passed, the second waits for the first and is
-    /// served its page. The next request after a failure does ask the origin and is stored, so
-    /// nothing is poisoned for good; but the burst that follows an origin failure reaches the
-    /// failing origin unmerged.
+    /// inside the cache (a caught panic's `500`, a timeout's `504` or `408`) that no stale page
+    /// stands in for counts as a verdict on the page for everyone, so the page stops coalescing for
+    /// `pass_timeout` (10 s by default). Two requests arriving together in that window both go to
+    /// the origin, where without the failure, once the window has passed, or when `stale_if_error`
+    /// answered for the failure, the second waits for the first and is served its page. The next
+    /// request after a failure does ask the origin and is stored, so nothing is poisoned for good;
+    /// but the burst that follows an origin failure reaches the failing origin unmerged.
     #[tokio::test(start_paused = true)]
     async fn after_an_origin_failure_the_page_stops_coalescing_for_pass_timeout() {
         for failure in [Failure::Panic, Failure::Timeout] {
@@ -949,6 +949,31 @@ mod after_a_failure {
             assert_eq!(calls, 1, "{failure:?}: after pass_timeout");
             assert_eq!(second.cache, Some(CacheStatus::Hit), "{failure:?}");
             assert_eq!(second.text(), page(2), "{failure:?}");
+
+            // With a stale page that `stale_if_error` sends instead of the failure, the page is
+            // not marked: requests coalesce at once.
+            let clock = Clock::at(T0);
+            let origin = Origin::default();
+            let layer = CacheLayer::new(Cache::new(MemoryStore::new()))
+                .stale_if_error(Duration::from_secs(3600))
+                .clock(clock.reader());
+            let app = failing_app(failure, layer.clone(), &origin);
+            send(&app, get_page(&[])).await;
+            clock.advance(EXPIRED).await;
+            origin.then(match failure {
+                Failure::Panic => Act::Panic,
+                Failure::Timeout => Act::Hang,
+            });
+            let stale = send(&app, get_page(&[])).await;
+            assert_eq!(
+                stale.cache,
+                Some(CacheStatus::Stale(Stale::IfError)),
+                "{failure:?}"
+            );
+            let (calls, second) = two_at_once(&app, &origin, &layer).await;
+            assert_eq!(calls, 1, "{failure:?}: after a stale answer");
+            assert_eq!(second.cache, Some(CacheStatus::Hit), "{failure:?}");
+            assert_eq!(second.text(), page(3), "{failure:?}");
         }
     }
 }
