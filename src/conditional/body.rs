@@ -46,6 +46,14 @@ pin_project! {
     }
 }
 
+/// An empty body, as middleware that answers by itself (tower-http's `CorsLayer` and
+/// `TimeoutLayer`) needs of the bodies it wraps.
+impl<B: Body> Default for ConditionalBody<B> {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
 impl<B: Body> ConditionalBody<B> {
     /// The inner service's body, untouched.
     pub(crate) fn passthrough(inner: B) -> Self {

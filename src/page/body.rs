@@ -60,6 +60,14 @@ impl Recorder {
     }
 }
 
+/// An empty body, as middleware that answers by itself (tower-http's `CorsLayer` and
+/// `TimeoutLayer`) needs of the bodies it wraps.
+impl<B> Default for CacheBody<B> {
+    fn default() -> Self {
+        Self::cached(None)
+    }
+}
+
 impl<B> CacheBody<B> {
     /// A stored body (`None` for the empty body of a `HEAD` or `304` answer).
     pub(crate) fn cached(data: Option<Bytes>) -> Self {
