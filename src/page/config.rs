@@ -23,7 +23,7 @@ use super::{
 };
 use crate::Cache;
 use crate::stampede::Stampede;
-use crate::store::LocalStore;
+use crate::store::{LocalStore, StoreError};
 
 type KeyPartFn = Arc<dyn Fn(&Parts) -> String + Send + Sync>;
 type ClockFn = Arc<dyn Fn() -> SystemTime + Send + Sync>;
@@ -164,6 +164,21 @@ impl Config {
         key.push_str(primary);
         push_variant_suffix(&mut key, generation, extra, names, request);
         self.store_safe(key)
+    }
+
+    /// Deletes the primary records of `url` in both classes, which makes every stored variant
+    /// of it unreachable. Returns whether anything was stored, or the key whose delete failed
+    /// and the store's error.
+    pub(super) async fn delete_pages(&self, url: &Url<'_>) -> Result<bool, (String, StoreError)> {
+        let mut deleted = false;
+        for class in [Class::Get, Class::Head] {
+            let key = self.primary_store_key(class, url);
+            match self.cache.store().delete(&key).await {
+                Ok(removed) => deleted |= removed,
+                Err(error) => return Err((key, error)),
+            }
+        }
+        Ok(deleted)
     }
 
     /// A key as the store may hold it: verbatim in process, digested if too long for a remote

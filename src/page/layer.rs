@@ -9,7 +9,7 @@ use http::request::Parts;
 use tower_layer::Layer;
 
 use super::background::Background;
-use super::key::{Class, Url, prefix_patterns};
+use super::key::{Url, prefix_patterns};
 use super::purge::Token;
 use super::scheme::KeyScheme;
 use super::serve::{CacheService, Part};
@@ -385,22 +385,13 @@ impl CacheLayer {
     /// ignores are ignored here too, and the URL's scheme counts only as the layer's
     /// [`scheme`](CacheLayer::scheme) settings say (by default, not at all).
     pub async fn delete_page(&self, url: &str) -> Result<bool, Error> {
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|error| Error::Config(format!("{url:?} is not a URL: {error}")))?;
-        if uri.authority().is_none() {
-            return Err(Error::Config(format!(
-                "{url:?} needs a scheme and host, as in https://example.com/path"
-            )));
-        }
+        let uri = absolute(url)?;
         let url = Url::parse(&uri, &self.config.ignored_params, &self.config.scheme)
             .map_err(|_| Error::Config(format!("{url:?} has an unusable host")))?;
-        let mut deleted = false;
-        for class in [Class::Get, Class::Head] {
-            let key = self.config.primary_store_key(class, &url);
-            deleted |= self.config.cache.store().delete(&key).await?;
-        }
-        Ok(deleted)
+        self.config
+            .delete_pages(&url)
+            .await
+            .map_err(|(_, error)| Error::Store(error))
     }
 
     /// Deletes the stored responses for every URL that starts with `prefix`
@@ -414,14 +405,7 @@ impl CacheLayer {
     /// remote store and was stored under its digest cannot be found this way (expire them, or
     /// use [`delete_page`](CacheLayer::delete_page) or tags).
     pub async fn delete_pages_under(&self, prefix: &str) -> Result<u64, Error> {
-        let uri: http::Uri = prefix
-            .parse()
-            .map_err(|error| Error::Config(format!("{prefix:?} is not a URL: {error}")))?;
-        if uri.authority().is_none() {
-            return Err(Error::Config(format!(
-                "{prefix:?} needs a scheme and host, as in https://example.com/articles/"
-            )));
-        }
+        let uri = absolute(prefix)?;
         let url = Url::parse(&uri, &[], &self.config.scheme)
             .map_err(|_| Error::Config(format!("{prefix:?} has an unusable host")))?;
         let Some(head) = &self.config.key_head else {
@@ -435,6 +419,19 @@ impl CacheLayer {
         }
         Ok(deleted)
     }
+}
+
+/// `url` parsed as an absolute URL (scheme and host), or the configuration error saying why not.
+fn absolute(url: &str) -> Result<http::Uri, Error> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|error| Error::Config(format!("{url:?} is not a URL: {error}")))?;
+    if uri.authority().is_none() {
+        return Err(Error::Config(format!(
+            "{url:?} needs a scheme and host, as in https://example.com/path"
+        )));
+    }
+    Ok(uri)
 }
 
 impl Cache {

@@ -16,7 +16,7 @@ use tower_service::Service;
 
 use super::body::CacheBody;
 use super::config::Config;
-use super::key::{Class, Url};
+use super::key::Url;
 use super::layer::CacheLayer;
 
 /// The token a purge request must carry, kept as its digest: compared in constant time and
@@ -283,23 +283,17 @@ impl Config {
             match Url::of_request(parts, &self.ignored_params, &self.scheme) {
                 Ok(url) => {
                     let mut report = Report::default();
-                    let mut deleted = false;
-                    for class in [Class::Get, Class::Head] {
-                        let key = self.primary_store_key(class, &url);
-                        match self.cache.store().delete(&key).await {
-                            Ok(removed) => deleted |= removed,
-                            Err(error) => {
-                                self.cache
-                                    .note_store_error_at("delete", Some(&path), &key, &error);
-                                report.error = Some(crate::Error::Store(error).to_string());
-                            }
+                    let status = match self.delete_pages(&url).await {
+                        Ok(deleted) => {
+                            report.urls.push((parts.uri.to_string(), deleted));
+                            StatusCode::OK
                         }
-                    }
-                    report.urls.push((parts.uri.to_string(), deleted));
-                    let status = if report.error.is_some() {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    } else {
-                        StatusCode::OK
+                        Err((key, error)) => {
+                            self.cache
+                                .note_store_error_at("delete", Some(&path), &key, &error);
+                            report.error = Some(crate::Error::Store(error).to_string());
+                            StatusCode::SERVICE_UNAVAILABLE
+                        }
                     };
                     (status, report.json())
                 }
