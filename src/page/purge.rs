@@ -165,6 +165,7 @@ fn push_json_string(out: &mut String, text: &str) {
     out.push('"');
 }
 
+/// A JSON answer; a `401` also says which scheme it wants.
 fn answer(status: StatusCode, body: String) -> Response<String> {
     let mut response = Response::new(body);
     *response.status_mut() = status;
@@ -172,8 +173,16 @@ fn answer(status: StatusCode, body: String) -> Response<String> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    if status == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
     response
 }
+
+/// What a request without a valid token is told.
+const UNAUTHORIZED: &str = "a valid bearer token is needed";
 
 fn refusal(status: StatusCode, error: &str) -> Response<String> {
     let report = Report {
@@ -248,11 +257,7 @@ impl<B> Service<Request<B>> for PurgeService {
             .as_ref()
             .is_some_and(|token| token.admits(request.headers()));
         if !admitted {
-            let mut response = refusal(StatusCode::UNAUTHORIZED, "a valid bearer token is needed");
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return Box::pin(std::future::ready(Ok(response)));
+            return refused(StatusCode::UNAUTHORIZED, UNAUTHORIZED);
         }
         if request.method() != Method::POST {
             return refused(StatusCode::METHOD_NOT_ALLOWED, "purge with POST");
@@ -278,8 +283,9 @@ impl Config {
             .purge
             .as_ref()
             .is_some_and(|token| token.admits(&parts.headers));
-        let (status, body) = if admitted {
-            let path = parts.uri.path().to_owned();
+        let response = if !admitted {
+            refusal(StatusCode::UNAUTHORIZED, UNAUTHORIZED)
+        } else {
             match Url::of_request(parts, &self.ignored_params, &self.scheme) {
                 Ok(url) => {
                     let mut report = Report::default();
@@ -289,37 +295,18 @@ impl Config {
                             StatusCode::OK
                         }
                         Err((key, error)) => {
+                            let path = parts.uri.path();
                             self.cache
-                                .note_store_error_at("delete", Some(&path), &key, &error);
+                                .note_store_error_at("delete", Some(path), &key, &error);
                             report.error = Some(crate::Error::Store(error).to_string());
                             StatusCode::SERVICE_UNAVAILABLE
                         }
                     };
-                    (status, report.json())
+                    answer(status, report.json())
                 }
-                Err(_) => (
-                    StatusCode::BAD_REQUEST,
-                    refusal(StatusCode::BAD_REQUEST, "the request's host is not usable")
-                        .into_body(),
-                ),
+                Err(_) => refusal(StatusCode::BAD_REQUEST, "the request's host is not usable"),
             }
-        } else {
-            (
-                StatusCode::UNAUTHORIZED,
-                refusal(StatusCode::UNAUTHORIZED, "a valid bearer token is needed").into_body(),
-            )
         };
-        let mut response = Response::new(CacheBody::cached(Some(body.into())));
-        *response.status_mut() = status;
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        response
+        response.map(|body| CacheBody::cached(Some(body.into())))
     }
 }
