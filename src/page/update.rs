@@ -292,7 +292,8 @@ impl Config {
             && !matches!(pending.found, Some(Record::Variants(_)));
         if direct {
             self.write(
-                (&pending.path, &pending.span),
+                &pending.path,
+                &pending.span,
                 vec![(pending.primary, Record::Entry(Arc::new(entry)), kept)],
                 waiting,
             );
@@ -340,7 +341,7 @@ impl Config {
             writes.push((pending.primary, Record::Variants(variants), list_ttl));
         }
         writes.push((variant, Record::Entry(Arc::new(entry)), kept));
-        self.write((&pending.path, &pending.span), writes, waiting);
+        self.write(&pending.path, &pending.span, writes, waiting);
     }
 }
 

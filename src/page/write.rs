@@ -47,10 +47,11 @@ impl Waiting {
 impl Config {
     /// Writes records: at once into an in-process store, in a bounded background task into a
     /// remote one, then releases whoever waits on them. Failures are counted and logged, never
-    /// raised. `path` names the page in diagnostics.
+    /// raised. `path` names the page in diagnostics; `span` is its request's.
     pub(super) fn write(
         &self,
-        (path, span): (&str, &PageSpan),
+        path: &str,
+        span: &PageSpan,
         writes: Vec<(String, Record, Duration)>,
         waiting: Waiting,
     ) {
