@@ -43,7 +43,7 @@ pub(crate) struct Config {
     pub(super) store_set_cookie: bool,
     pub(super) cache_status_header: bool,
     /// This cache's name in `Cache-Status`, as a structured-field token or string.
-    pub(super) cache_status_name: String,
+    pub(super) cache_status_name: Arc<str>,
     pub(super) key_part: Option<KeyPartFn>,
     pub(super) ignored_params: Vec<String>,
     /// Where the scheme in keys comes from.
@@ -81,7 +81,7 @@ impl Config {
             statuses: vec![StatusCode::OK],
             store_set_cookie: false,
             cache_status_header: false,
-            cache_status_name: DEFAULT_CACHE_STATUS_NAME.to_owned(),
+            cache_status_name: Arc::from(DEFAULT_CACHE_STATUS_NAME),
             key_part: None,
             ignored_params: Vec::new(),
             scheme: KeyScheme::default(),

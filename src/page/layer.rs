@@ -164,7 +164,7 @@ impl CacheLayer {
     /// is not a structured-field token (a letter, then letters, digits and `!#$%&'*+-.^_`|~:/`)
     /// is written as a quoted string.
     pub fn cache_status_name(mut self, name: &str) -> Self {
-        self.config().cache_status_name = super::status::cache_status_name(name);
+        self.config().cache_status_name = super::status::cache_status_name(name).into();
         self
     }
 

@@ -2,6 +2,7 @@
 //! stampede protection did. [`PageStats`] is the snapshot; with the `metrics` feature every count
 //! is also recorded through the `metrics` facade, labelled with the cache's name.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -41,8 +42,9 @@ pub(super) enum Event {
 }
 
 impl Counters {
-    /// Counts what the cache did with a request. `cache` names the cache in metrics.
-    pub(super) fn outcome(&self, status: CacheStatus, cache: &str) {
+    /// Counts what the cache did with a request. `cache` names the cache in metrics (shared, so
+    /// a label costs no copy).
+    pub(super) fn outcome(&self, status: CacheStatus, cache: &Arc<str>) {
         let counter = match status {
             CacheStatus::Hit => Some(&self.hits),
             CacheStatus::Stored => Some(&self.stored),
@@ -61,7 +63,7 @@ impl Counters {
     }
 
     /// Counts one of the other events. `cache` names the cache in metrics.
-    pub(super) fn event(&self, event: Event, cache: &str) {
+    pub(super) fn event(&self, event: Event, cache: &Arc<str>) {
         let counter = match event {
             Event::Written(true) => &self.writes,
             Event::Written(false) => &self.write_failures,
@@ -191,10 +193,12 @@ impl PageStats {
 /// Recording through the `metrics` facade, under the names the stats chapter lists.
 #[cfg(feature = "metrics")]
 mod record {
+    use std::sync::Arc;
+
     use super::{CacheStatus, Event, Stale};
 
     /// `axum_cache_page_requests_total{cache, outcome, reason}`.
-    pub(super) fn outcome(status: CacheStatus, cache: &str) {
+    pub(super) fn outcome(status: CacheStatus, cache: &Arc<str>) {
         let (outcome, reason) = match status {
             CacheStatus::Hit => ("hit", ""),
             CacheStatus::Stored => ("stored", ""),
@@ -205,7 +209,7 @@ mod record {
         };
         metrics::counter!(
             "axum_cache_page_requests_total",
-            "cache" => cache.to_owned(),
+            "cache" => Arc::clone(cache),
             "outcome" => outcome,
             "reason" => reason,
         )
@@ -215,8 +219,8 @@ mod record {
     /// `axum_cache_page_writes_total{cache, result}`, `axum_cache_page_coalesced_total{cache}`,
     /// `axum_cache_page_lock_waits_total{cache}`, `axum_cache_page_refreshes_total{cache}` and
     /// the histogram `axum_cache_page_store_read_seconds{cache}`.
-    pub(super) fn event(event: Event, cache: &str) {
-        let cache = cache.to_owned();
+    pub(super) fn event(event: Event, cache: &Arc<str>) {
+        let cache = Arc::clone(cache);
         let counter = match event {
             Event::Written(written) => metrics::counter!(
                 "axum_cache_page_writes_total",

@@ -262,8 +262,7 @@ impl Config {
             &mut headers,
             pending.class,
             body.len(),
-            self.cache_status_header
-                .then_some(self.cache_status_name.as_str()),
+            self.cache_status_header.then_some(&*self.cache_status_name),
         );
         let Vary::Names(names) = vary(&headers) else {
             waiting.done(false, self.pass_timeout);

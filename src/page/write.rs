@@ -115,7 +115,10 @@ impl Config {
         }
         let cache = self.cache.clone();
         let path = path.to_owned();
-        let (counters, name) = (Arc::clone(&self.counters), self.cache_status_name.clone());
+        let (counters, name) = (
+            Arc::clone(&self.counters),
+            Arc::clone(&self.cache_status_name),
+        );
         let written = move |ok: bool| counters.event(Event::Written(ok), &name);
         // If the write is skipped or stopped, `waiting` is dropped with it: the waiters look
         // again (and one of them leads), and the page is not marked as not storable.
