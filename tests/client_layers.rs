@@ -2,6 +2,8 @@
 //! ConditionalGetMiddleware and decorator tests, the flaws of Django's versions fixed here,
 //! bodies that are not what they claim, and every layer in every position.
 
+mod support;
+
 use std::collections::{BTreeSet, VecDeque};
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -25,6 +27,8 @@ use bytes::Bytes;
 use http_body::Frame;
 use http_body_util::BodyExt;
 use tower::{ServiceBuilder, ServiceExt};
+
+use support::http::request;
 
 /// Counts handler calls.
 #[derive(Clone, Default)]
@@ -80,17 +84,6 @@ async fn send(app: &Router, request: Request<Body>) -> Reply {
         body: body.collect().await.unwrap().to_bytes(),
         cache,
     }
-}
-
-fn request(method: Method, uri: &str, headers: &[(&str, &str)]) -> Request<Body> {
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("host", "www.example.com");
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    builder.body(Body::empty()).unwrap()
 }
 
 fn get_req(uri: &str) -> Request<Body> {

@@ -24,6 +24,7 @@ use bytes::Bytes;
 use http_body::Frame;
 use http_body_util::BodyExt;
 use support::clock::Clock;
+use support::http::request;
 use support::stores::{BytesOnly, DownStore};
 use tower::ServiceExt;
 
@@ -87,17 +88,6 @@ where
 
 fn get_req(uri: &str) -> Request<Body> {
     request(Method::GET, uri, &[])
-}
-
-fn request(method: Method, uri: &str, headers: &[(&str, &str)]) -> Request<Body> {
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("host", "www.example.com");
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    builder.body(Body::empty()).unwrap()
 }
 
 /// A route whose handler counts calls and answers `Hello World <n>` with `headers`.

@@ -27,6 +27,7 @@ use axum_cache::{Cache, CacheLayer, CacheStatus, ConditionalGetLayer, cache_page
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use support::clock::Clock;
+use support::http::request;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tower::util::BoxCloneSyncService;
@@ -281,17 +282,6 @@ async fn send(app: &App, request: Request<Body>) -> Reply {
         body,
         cache,
     }
-}
-
-fn request(method: Method, uri: &str, headers: &[(&str, &str)]) -> Request<Body> {
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("host", "www.example.com");
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    builder.body(Body::empty()).unwrap()
 }
 
 /// `GET /page` with `headers`.

@@ -3,6 +3,7 @@
 #![allow(unreachable_pub)]
 
 pub mod clock;
+pub mod http;
 pub mod redis;
 pub mod stores;
 pub mod tasks;
