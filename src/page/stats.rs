@@ -120,7 +120,8 @@ impl Counters {
 /// from it: from [`CacheLayer::stats`](super::CacheLayer::stats).
 ///
 /// Every request the cache sees is counted once, as a hit, a stale page served, a miss (stored
-/// or not, and why not) or a bypass (and why). The other fields count what happened besides.
+/// or not, and why not) or a bypass (and why); a background refresh asks the origin, so it
+/// counts as a miss too. The other fields count what happened besides.
 ///
 /// ```
 /// use axum_cache::{Cache, CacheLayer, page::NotStored, store::MemoryStore};
